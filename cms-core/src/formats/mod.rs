@@ -1,0 +1,11 @@
+//! Parsers and writers on bytes. Nothing here opens a file: callers hand in readers and writers, and a
+//! source name that errors quote.
+//!
+//! - [`csv_input`]: header-checked CSV reading shared by every CSV format;
+//! - [`workload`]: the month-end files of `bench/WORKLOAD.md` (hierarchy, subscriptions, prices, commission
+//!   bands, plan, usage) and its four outputs;
+//! - [`usage_api`]: Azure Stack Hub Usage API response pages.
+
+pub mod csv_input;
+pub mod usage_api;
+pub mod workload;

@@ -1,0 +1,265 @@
+//! Azure Stack Hub Usage API response pages (`UsageAggregatePage`): `{"value": [...], "nextLink": ...}`.
+//!
+//! Each aggregate's `properties` holds `subscriptionId`, `usageStartTime`, `usageEndTime`, `quantity`,
+//! `meterId` and `instanceData`, a JSON document *inside a string* with `Microsoft.Resources.resourceUri`,
+//! `location`, `tags` and `additionalInfo` (any of them null or absent). Fields public Azure adds
+//! (`meterName`, `unit`, `infoFields`, ...) are tolerated and ignored.
+//!
+//! Quantities are read from the JSON number's own text as exact decimals, never through f64. Times with any
+//! UTC offset are converted to UTC. A page is accepted or refused whole: the first bad record refuses the
+//! page with an error naming the page and the record index, and nothing of that page is kept.
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{CmsError, Location};
+use crate::formats::workload::number_text;
+use crate::model::meter::MeterId;
+use crate::model::money::parse_decimal;
+use crate::model::time::parse_timestamp_seconds;
+use crate::model::usage::UsageRecord;
+
+/// A parsed page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsagePage {
+    /// The records, in page order.
+    pub records: Vec<UsageRecord>,
+    /// The link to the next page, if any.
+    pub next_link: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PageData<'a> {
+    #[serde(borrow)]
+    value: Vec<&'a RawValue>,
+    #[serde(rename = "nextLink", alias = "NextLink", default)]
+    next_link: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AggregateData<'a> {
+    #[serde(borrow)]
+    properties: PropertiesData<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PropertiesData<'a> {
+    subscription_id: Option<String>,
+    usage_start_time: Option<String>,
+    usage_end_time: Option<String>,
+    #[serde(borrow)]
+    quantity: Option<&'a RawValue>,
+    meter_id: Option<String>,
+    #[serde(default)]
+    instance_data: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct InstanceData {
+    #[serde(rename = "Microsoft.Resources", default)]
+    resources: Option<ResourcesData>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ResourcesData {
+    #[serde(default)]
+    resource_uri: Option<String>,
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    tags: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// Parse one page. `source` names it in errors (a file name, or the request URL).
+pub fn parse_page(bytes: &[u8], source: &str) -> Result<UsagePage, CmsError> {
+    let page: PageData<'_> = serde_json::from_slice(bytes).map_err(|error| CmsError::BadJson {
+        at: Location::whole(source),
+        message: error.to_string(),
+    })?;
+    let records = page
+        .value
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| parse_record(raw, &Location::record(source, index as u64)))
+        .collect::<Result<_, _>>()?;
+    Ok(UsagePage {
+        records,
+        next_link: page.next_link,
+    })
+}
+
+fn parse_record(raw: &RawValue, at: &Location) -> Result<UsageRecord, CmsError> {
+    let data: AggregateData<'_> = serde_json::from_str(raw.get()).map_err(|error| CmsError::BadJson {
+        at: at.clone(),
+        message: error.to_string(),
+    })?;
+    let properties = data.properties;
+    let missing = |field: &str| CmsError::BadRecord {
+        at: at.clone(),
+        reason: format!("properties.{field} is missing"),
+    };
+    let subscription = properties
+        .subscription_id
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| missing("subscriptionId"))?;
+    let meter_text = properties.meter_id.ok_or_else(|| missing("meterId"))?;
+    let meter: MeterId = meter_text.parse().map_err(|_| CmsError::BadMeterId {
+        at: at.clone(),
+        text: meter_text.clone(),
+    })?;
+    let instant = |text: Option<String>, field: &str| -> Result<_, CmsError> {
+        let text = text.ok_or_else(|| missing(field))?;
+        parse_timestamp_seconds(text.as_bytes())
+            .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+            .ok_or_else(|| CmsError::BadTimestamp {
+                at: at.clone(),
+                field: format!("properties.{field}"),
+                text,
+            })
+    };
+    let start = instant(properties.usage_start_time, "usageStartTime")?;
+    let end = instant(properties.usage_end_time, "usageEndTime")?;
+    if end <= start {
+        return Err(CmsError::BadInterval {
+            at: at.clone(),
+            start: start.to_rfc3339(),
+            end: end.to_rfc3339(),
+        });
+    }
+    let quantity_raw = properties.quantity.ok_or_else(|| missing("quantity"))?;
+    let quantity_text = quantity_raw.get().trim();
+    // A quantity must be a JSON number; a string holding a number is not what the API sends.
+    let quantity = (!quantity_text.starts_with('"'))
+        .then(|| parse_decimal(number_text(quantity_raw)))
+        .flatten()
+        .ok_or_else(|| CmsError::BadDecimal {
+            at: at.clone(),
+            field: "properties.quantity".into(),
+            text: quantity_text.to_owned(),
+        })?;
+    if quantity.is_sign_negative() && !quantity.is_zero() {
+        return Err(CmsError::NegativeQuantity {
+            at: at.clone(),
+            meter: meter.canonical(),
+            quantity: quantity.to_string(),
+        });
+    }
+    let resources = match properties.instance_data.as_deref().map(str::trim) {
+        None | Some("" | "null") => ResourcesData::default(),
+        Some(text) => serde_json::from_str::<InstanceData>(text)
+            .map_err(|error| CmsError::BadJson {
+                at: at.clone(),
+                message: format!("properties.instanceData: {error}"),
+            })?
+            .resources
+            .unwrap_or_default(),
+    };
+    let tags = resources
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            (name, text)
+        })
+        .collect();
+    Ok(UsageRecord {
+        subscription,
+        meter,
+        start,
+        end,
+        quantity,
+        resource_uri: resources.resource_uri.unwrap_or_default(),
+        location: resources.location.unwrap_or_default(),
+        tags,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../../tests/data/azure-stack-hub-sample-usage.json");
+
+    #[test]
+    fn sample_page_parses_exactly() {
+        let page = parse_page(SAMPLE.as_bytes(), "sample.json").unwrap();
+        assert_eq!(page.records.len(), 20);
+        assert!(page.next_link.as_deref().unwrap().contains("continuationToken"));
+        let first = &page.records[0];
+        assert_eq!(first.meter.canonical(), "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5");
+        assert_eq!(first.quantity.to_string(), "2.0");
+        assert_eq!(first.tags.get("costCenter").map(String::as_str), Some("CC-1001"));
+        assert!(first.resource_uri.ends_with("/virtualMachines/vm-web01"));
+        let storage = page
+            .records
+            .iter()
+            .find(|record| record.quantity.to_string() == "48.2173")
+            .unwrap();
+        assert!(storage.tags.is_empty());
+    }
+
+    fn page_with(properties: &str) -> String {
+        format!(
+            r#"{{"value":[{{"id":"x","properties":{{"subscriptionId":"s","usageStartTime":"2025-03-10T13:00:00+00:00","usageEndTime":"2025-03-10T14:00:00+00:00","meterId":"F271A8A388C44D93956A063E1D2FA80B","quantity":1.0,"instanceData":null}}}},{{"id":"y","properties":{properties}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn bad_records_name_page_and_index() {
+        let cases = [
+            (
+                r#"{"subscriptionId":"s","usageStartTime":"2025-03-10T13:00:00Z","usageEndTime":"2025-03-10T14:00:00Z","meterId":"F271A8A388C44D93956A063E1D2FA80B","quantity":-1}"#,
+                "negative_quantity",
+            ),
+            (
+                r#"{"subscriptionId":"s","usageStartTime":"2025-03-10T13:00:00Z","usageEndTime":"2025-03-10T14:00:00Z","meterId":"F271A8A388C44D93956A063E1D2FA80B","quantity":"1"}"#,
+                "bad_decimal",
+            ),
+            (
+                r#"{"subscriptionId":"s","usageStartTime":"2025-03-10T15:00:00Z","usageEndTime":"2025-03-10T14:00:00Z","meterId":"F271A8A388C44D93956A063E1D2FA80B","quantity":1}"#,
+                "bad_interval",
+            ),
+            (
+                r#"{"usageStartTime":"2025-03-10T13:00:00Z","usageEndTime":"2025-03-10T14:00:00Z","meterId":"F271A8A388C44D93956A063E1D2FA80B","quantity":1}"#,
+                "bad_record",
+            ),
+            (
+                r#"{"subscriptionId":"s","usageStartTime":"noon","usageEndTime":"2025-03-10T14:00:00Z","meterId":"F271A8A388C44D93956A063E1D2FA80B","quantity":1}"#,
+                "bad_timestamp",
+            ),
+            (
+                r#"{"subscriptionId":"s","usageStartTime":"2025-03-10T13:00:00Z","usageEndTime":"2025-03-10T14:00:00Z","meterId":"meter1","quantity":1}"#,
+                "bad_meter_id",
+            ),
+            (
+                r#"{"subscriptionId":"s","usageStartTime":"2025-03-10T13:00:00Z","usageEndTime":"2025-03-10T14:00:00Z","meterId":"F271A8A388C44D93956A063E1D2FA80B","quantity":1,"instanceData":"{oops"}"#,
+                "bad_json",
+            ),
+        ];
+        for (properties, code) in cases {
+            let error = parse_page(page_with(properties).as_bytes(), "page-7.json").unwrap_err();
+            assert_eq!(error.code(), code, "{properties}");
+            assert!(error.to_string().starts_with("page-7.json record 1"), "{error}");
+        }
+        assert_eq!(parse_page(b"{\"value\":[", "p").unwrap_err().code(), "bad_json");
+    }
+
+    #[test]
+    fn exact_quantities_and_offsets() {
+        let properties = r#"{"subscriptionId":"s","usageStartTime":"2025-03-10T05:00:00-08:00","usageEndTime":"2025-03-10T06:00:00-08:00","meterId":"f271a8a3-88c4-4d93-956a-063e1d2fa80b","quantity":0.1000000000000000055511151231,"meterName":"extra","infoFields":{}}"#;
+        let page = parse_page(page_with(properties).as_bytes(), "p").unwrap();
+        let record = &page.records[1];
+        assert_eq!(record.quantity.to_string(), "0.1000000000000000055511151231");
+        assert_eq!(record.start.to_rfc3339(), "2025-03-10T13:00:00+00:00");
+        assert_eq!(record.resource_uri, "");
+    }
+}

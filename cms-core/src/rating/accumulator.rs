@@ -1,0 +1,855 @@
+//! The month accumulator: dedupe usage by natural key and sum quantities per subscription and meter.
+//!
+//! It is the mergeable core of every month-end: feed it batches in any size ([`UsageAccumulator::ingest`]),
+//! build partial accumulators anywhere and [`UsageAccumulator::merge`] them, then
+//! [`UsageAccumulator::finish`] once.
+//!
+//! State is bounded by series x hours, not by rows: a *series* is one (subscription, meter, resource),
+//! and each series keeps one slot per hour of the period holding that hour's quantity. Hour-aligned
+//! one-hour records (the Usage API's hourly buckets) go to the slots; any other interval (daily buckets,
+//! per-minute App Service records) goes to a small ordered map of the series keyed by (start, end).
+//! Keeping the quantity (not only a "seen" bit) is what makes duplicates exact across merges and lets a
+//! correction replace the earlier value.
+//!
+//! Quantities in slots are scaled integers (micro-units, i64) when the decimal has at most 6 fraction
+//! digits after normalisation and fits; any other value is kept as a `Decimal` beside the slot. Sums are
+//! exact either way; a property test checks them against plain `Decimal` sums.
+//!
+//! Subscription ids and resource uris compare ASCII-case-insensitively (both are case-insensitive in
+//! Azure; `resourceGroups` and `resourcegroups` are both seen); the first spelling seen is kept.
+//!
+//! Merging is associative. It is commutative when no key carries two different quantities; when one does,
+//! the right-hand (later) accumulator's value wins, as a later record wins in one stream.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use hashbrown::{Equivalent, HashMap};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CmsError, Location};
+use crate::model::meter::MeterId;
+use crate::model::time::Period;
+use crate::model::usage::UsageRow;
+
+const EMPTY: i64 = i64::MIN;
+const SPILLED: i64 = i64::MIN + 1;
+const MICRO_SCALE: u32 = 6;
+const SECONDS_PER_HOUR: i64 = 3600;
+/// At most this many corrections are kept with their details; the count is always exact.
+const CORRECTION_SAMPLES: usize = 100;
+
+/// Exact conversion of a quantity to micro-units, when it has at most 6 fraction digits and fits.
+pub fn to_micros(quantity: Decimal) -> Option<i64> {
+    let quantity = if quantity.scale() > MICRO_SCALE {
+        quantity.normalize()
+    } else {
+        quantity
+    };
+    let scale = quantity.scale();
+    if scale > MICRO_SCALE {
+        return None;
+    }
+    let micros = quantity
+        .mantissa()
+        .checked_mul(10_i128.pow(MICRO_SCALE - scale))?;
+    i64::try_from(micros)
+        .ok()
+        .filter(|&value| value != EMPTY && value != SPILLED)
+}
+
+/// A quantity of micro-units back as a decimal at scale 6.
+pub fn from_micros(micros: i128) -> Decimal {
+    Decimal::from_i128_with_scale(micros, MICRO_SCALE)
+}
+
+fn hash_folded<H: Hasher>(text: &str, state: &mut H) {
+    let mut buffer = [0u8; 64];
+    for chunk in text.as_bytes().chunks(buffer.len()) {
+        let folded = &mut buffer[..chunk.len()];
+        folded.copy_from_slice(chunk);
+        folded.make_ascii_lowercase();
+        state.write(folded);
+    }
+    state.write_u8(0xFF);
+}
+
+/// An owned string that hashes and compares ASCII-case-insensitively.
+#[derive(Debug, Clone)]
+struct Folded(Box<str>);
+
+impl Hash for Folded {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_folded(&self.0, state);
+    }
+}
+impl PartialEq for Folded {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+impl Eq for Folded {}
+
+/// A borrowed lookup key for [`Folded`].
+struct FoldedRef<'a>(&'a str);
+impl Hash for FoldedRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_folded(self.0, state);
+    }
+}
+impl Equivalent<Folded> for FoldedRef<'_> {
+    fn equivalent(&self, key: &Folded) -> bool {
+        self.0.eq_ignore_ascii_case(&key.0)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SeriesKey {
+    subscription: Folded,
+    meter: MeterId,
+    resource: Folded,
+}
+
+impl Hash for SeriesKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_folded(&self.subscription.0, state);
+        self.meter.hash(state);
+        hash_folded(&self.resource.0, state);
+    }
+}
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.meter == other.meter
+            && self.subscription == other.subscription
+            && self.resource == other.resource
+    }
+}
+impl Eq for SeriesKey {}
+
+struct SeriesKeyRef<'a> {
+    subscription: &'a str,
+    meter: MeterId,
+    resource: &'a str,
+}
+impl Hash for SeriesKeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_folded(self.subscription, state);
+        self.meter.hash(state);
+        hash_folded(self.resource, state);
+    }
+}
+impl Equivalent<SeriesKey> for SeriesKeyRef<'_> {
+    fn equivalent(&self, key: &SeriesKey) -> bool {
+        self.meter == key.meter
+            && self.subscription.eq_ignore_ascii_case(&key.subscription.0)
+            && self.resource.eq_ignore_ascii_case(&key.resource.0)
+    }
+}
+
+/// Per-series state: hourly slots plus any non-hourly intervals.
+#[derive(Debug, Clone)]
+struct Series {
+    subscription: u32,
+    location: u32,
+    hourly: Option<Box<[i64]>>,
+    spilled: BTreeMap<u32, Decimal>,
+    intervals: BTreeMap<(i64, i64), Decimal>,
+}
+
+/// What happened to one ingested row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// New usage, counted.
+    Accepted,
+    /// An exact repeat of a counted record; counted once.
+    Duplicate,
+    /// Same key, another quantity: the new quantity replaced the old one.
+    Correction,
+    /// Usage start before the period: a late record of an earlier period, not billed here.
+    BeforePeriod,
+    /// Usage start at or after the period's end: belongs to a later period.
+    AfterPeriod,
+}
+
+/// A replaced quantity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    /// Subscription.
+    pub subscription: String,
+    /// Meter.
+    pub meter: MeterId,
+    /// Resource.
+    pub resource_uri: String,
+    /// Usage start, Unix seconds.
+    pub start: i64,
+    /// Usage end, Unix seconds.
+    pub end: i64,
+    /// The value that was replaced.
+    pub old_quantity: Decimal,
+    /// The value now counted.
+    pub new_quantity: Decimal,
+}
+
+/// Counts of what ingestion did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestStats {
+    /// Rows offered.
+    pub rows: u64,
+    /// Rows counted as new usage.
+    pub accepted: u64,
+    /// Exact repeats.
+    pub duplicates: u64,
+    /// Rows that replaced an earlier quantity.
+    pub corrections: u64,
+    /// Rows whose usage started before the period (late records of earlier periods).
+    pub before_period: u64,
+    /// Rows whose usage started after the period.
+    pub after_period: u64,
+    /// The first corrections, with details (at most 100).
+    pub correction_samples: Vec<Correction>,
+}
+
+impl IngestStats {
+    fn add(&mut self, other: &Self) {
+        self.rows += other.rows;
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.corrections += other.corrections;
+        self.before_period += other.before_period;
+        self.after_period += other.after_period;
+        let room = CORRECTION_SAMPLES.saturating_sub(self.correction_samples.len());
+        self.correction_samples
+            .extend(other.correction_samples.iter().take(room).cloned());
+    }
+}
+
+/// Monthly quantity of one (subscription, meter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeterQuantity {
+    /// Subscription, first spelling seen.
+    pub subscription: String,
+    /// Meter.
+    pub meter: MeterId,
+    /// Sum of the deduplicated quantities, exact.
+    pub quantity: Decimal,
+}
+
+/// Quantity of one series (subscription, meter, resource), for resource-level reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesQuantity {
+    /// Subscription.
+    pub subscription: String,
+    /// Meter.
+    pub meter: MeterId,
+    /// Resource.
+    pub resource_uri: String,
+    /// Region of the first record.
+    pub location: String,
+    /// Sum of the deduplicated quantities, exact.
+    pub quantity: Decimal,
+}
+
+/// The result of [`UsageAccumulator::finish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quantities {
+    /// The period.
+    pub period: Period,
+    /// One entry per (subscription, meter) with at least one counted row, sorted by subscription then meter.
+    pub by_meter: Vec<MeterQuantity>,
+    /// One entry per series, sorted by subscription, meter, resource.
+    pub by_series: Vec<SeriesQuantity>,
+    /// What ingestion did.
+    pub stats: IngestStats,
+}
+
+/// Deduplicates and sums usage of one period. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct UsageAccumulator {
+    period: Period,
+    start: i64,
+    end: i64,
+    hours: usize,
+    subscriptions: HashMap<Folded, u32>,
+    subscription_names: Vec<Box<str>>,
+    locations: HashMap<Box<str>, u32>,
+    location_names: Vec<Box<str>>,
+    index: HashMap<SeriesKey, u32>,
+    keys: Vec<SeriesKey>,
+    series: Vec<Series>,
+    stats: IngestStats,
+}
+
+impl UsageAccumulator {
+    /// An empty accumulator for `period`.
+    pub fn new(period: Period) -> Self {
+        Self {
+            period,
+            start: period.start_seconds(),
+            end: period.end_seconds(),
+            hours: usize::try_from(period.hours()).unwrap_or(usize::MAX),
+            subscriptions: HashMap::new(),
+            subscription_names: Vec::new(),
+            locations: HashMap::new(),
+            location_names: Vec::new(),
+            index: HashMap::new(),
+            keys: Vec::new(),
+            series: Vec::new(),
+            stats: IngestStats::default(),
+        }
+    }
+
+    /// The period.
+    pub fn period(&self) -> Period {
+        self.period
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Number of series (subscription, meter, resource) seen.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Take one row. `at` names the row for errors and is only called on error.
+    ///
+    /// Refuses (without changing anything) a row whose interval does not end after it starts.
+    pub fn ingest(&mut self, row: &UsageRow<'_>, at: impl FnOnce() -> Location) -> Result<Outcome, CmsError> {
+        if row.end <= row.start {
+            let show = |seconds: i64| {
+                chrono::DateTime::from_timestamp(seconds, 0)
+                    .map_or_else(|| seconds.to_string(), |t| t.to_rfc3339())
+            };
+            return Err(CmsError::BadInterval {
+                at: at(),
+                start: show(row.start),
+                end: show(row.end),
+            });
+        }
+        self.stats.rows += 1;
+        if row.start < self.start {
+            self.stats.before_period += 1;
+            return Ok(Outcome::BeforePeriod);
+        }
+        if row.start >= self.end {
+            self.stats.after_period += 1;
+            return Ok(Outcome::AfterPeriod);
+        }
+        let series_index = self.series_index(row.subscription, row.meter, row.resource_uri, row.location);
+        let offset = row.start - self.start;
+        let hourly = row.end - row.start == SECONDS_PER_HOUR && offset % SECONDS_PER_HOUR == 0;
+        let hours = self.hours;
+        let series = &mut self.series[series_index as usize];
+        let previous = if hourly {
+            // offset / 3600 < hours because start < end of period.
+            let slot = usize::try_from(offset / SECONDS_PER_HOUR).unwrap_or(usize::MAX);
+            put_hourly(series, hours, slot, row.quantity)
+        } else {
+            series.intervals.insert((row.start, row.end), row.quantity)
+        };
+        let outcome = match previous {
+            None => Outcome::Accepted,
+            Some(old) if old == row.quantity => Outcome::Duplicate,
+            Some(old) => {
+                let key = &self.keys[series_index as usize];
+                self.stats.record_correction(Correction {
+                    subscription: key.subscription.0.to_string(),
+                    meter: row.meter,
+                    resource_uri: key.resource.0.to_string(),
+                    start: row.start,
+                    end: row.end,
+                    old_quantity: old,
+                    new_quantity: row.quantity,
+                });
+                Outcome::Correction
+            }
+        };
+        match outcome {
+            Outcome::Accepted => self.stats.accepted += 1,
+            Outcome::Duplicate => self.stats.duplicates += 1,
+            Outcome::Correction => self.stats.corrections += 1,
+            Outcome::BeforePeriod | Outcome::AfterPeriod => {}
+        }
+        Ok(outcome)
+    }
+
+    fn series_index(&mut self, subscription: &str, meter: MeterId, resource: &str, location: &str) -> u32 {
+        let lookup = SeriesKeyRef {
+            subscription,
+            meter,
+            resource,
+        };
+        if let Some(&index) = self.index.get(&lookup) {
+            return index;
+        }
+        let subscription_index = intern_folded(
+            &mut self.subscriptions,
+            &mut self.subscription_names,
+            subscription,
+        );
+        let location_index = intern(&mut self.locations, &mut self.location_names, location);
+        let index = next_index(self.series.len());
+        let key = SeriesKey {
+            subscription: Folded(subscription.into()),
+            meter,
+            resource: Folded(resource.into()),
+        };
+        self.index.insert(key.clone(), index);
+        self.keys.push(key);
+        self.series.push(Series {
+            subscription: subscription_index,
+            location: location_index,
+            hourly: None,
+            spilled: BTreeMap::new(),
+            intervals: BTreeMap::new(),
+        });
+        index
+    }
+
+    /// Fold `other` (the later partial) into `self`. Both must cover the same period.
+    pub fn merge(&mut self, other: Self) -> Result<(), CmsError> {
+        if other.period != self.period {
+            return Err(CmsError::InvalidPeriod {
+                text: other.period.to_string(),
+                reason: format!(
+                    "cannot merge usage of {} into usage of {}",
+                    other.period, self.period
+                ),
+            });
+        }
+        let mut extra = IngestStats::default();
+        for ((key, series), _) in other.keys.into_iter().zip(other.series).zip(0..) {
+            let location = &other.location_names[series.location as usize];
+            let target =
+                self.series_index(&key.subscription.0, key.meter, &key.resource.0, location) as usize;
+            let hours = self.hours;
+            let mut note = |previous: Option<Decimal>, value: Decimal, start: i64, end: i64| match previous {
+                None => {}
+                Some(old) if old == value => {
+                    extra.duplicates += 1;
+                    extra.accepted += 1;
+                }
+                Some(old) => {
+                    extra.corrections += 1;
+                    extra.accepted += 1;
+                    extra.record_correction(Correction {
+                        subscription: key.subscription.0.to_string(),
+                        meter: key.meter,
+                        resource_uri: key.resource.0.to_string(),
+                        start,
+                        end,
+                        old_quantity: old,
+                        new_quantity: value,
+                    });
+                }
+            };
+            if let Some(slots) = &series.hourly {
+                for (slot, &raw) in slots.iter().enumerate() {
+                    if raw == EMPTY {
+                        continue;
+                    }
+                    let value = slot_value(raw, &series.spilled, slot);
+                    let previous = put_hourly(&mut self.series[target], hours, slot, value);
+                    let start = self.start + i64::try_from(slot).unwrap_or(0) * SECONDS_PER_HOUR;
+                    note(previous, value, start, start + SECONDS_PER_HOUR);
+                }
+            }
+            for ((start, end), value) in series.intervals {
+                let previous = self.series[target].intervals.insert((start, end), value);
+                note(previous, value, start, end);
+            }
+        }
+        // Rows counted as accepted on both sides but found equal (or replaced) on merge are not new usage.
+        self.stats.add(&other.stats);
+        self.stats.accepted -= extra.accepted;
+        extra.accepted = 0;
+        self.stats.add(&extra);
+        Ok(())
+    }
+
+    /// Sum every series and group by (subscription, meter).
+    pub fn finish(self) -> Quantities {
+        let mut by_series = Vec::with_capacity(self.series.len());
+        for (key, series) in self.keys.iter().zip(&self.series) {
+            by_series.push((series.subscription, key, series.location, series_total(series)));
+        }
+        by_series.sort_by(|left, right| {
+            let name = |entry: &(u32, &SeriesKey, u32, Decimal)| &self.subscription_names[entry.0 as usize];
+            name(left)
+                .cmp(name(right))
+                .then(left.1.meter.cmp(&right.1.meter))
+                .then(left.1.resource.0.cmp(&right.1.resource.0))
+        });
+        let mut by_meter: Vec<MeterQuantity> = Vec::new();
+        let mut last: Option<(u32, MeterId)> = None;
+        for &(subscription, key, _, quantity) in &by_series {
+            if last == Some((subscription, key.meter)) {
+                if let Some(entry) = by_meter.last_mut() {
+                    entry.quantity += quantity;
+                }
+            } else {
+                by_meter.push(MeterQuantity {
+                    subscription: self.subscription_names[subscription as usize].to_string(),
+                    meter: key.meter,
+                    quantity,
+                });
+                last = Some((subscription, key.meter));
+            }
+        }
+        let by_series = by_series
+            .into_iter()
+            .map(|(subscription, key, location, quantity)| SeriesQuantity {
+                subscription: self.subscription_names[subscription as usize].to_string(),
+                meter: key.meter,
+                resource_uri: key.resource.0.to_string(),
+                location: self.location_names[location as usize].to_string(),
+                quantity,
+            })
+            .collect();
+        Quantities {
+            period: self.period,
+            by_meter,
+            by_series,
+            stats: self.stats,
+        }
+    }
+}
+
+impl IngestStats {
+    fn record_correction(&mut self, correction: Correction) {
+        if self.correction_samples.len() < CORRECTION_SAMPLES {
+            self.correction_samples.push(correction);
+        }
+    }
+}
+
+fn next_index(length: usize) -> u32 {
+    // More than four billion series would not fit in memory long before this saturates.
+    u32::try_from(length).unwrap_or(u32::MAX)
+}
+
+fn intern_folded(map: &mut HashMap<Folded, u32>, names: &mut Vec<Box<str>>, text: &str) -> u32 {
+    if let Some(&index) = map.get(&FoldedRef(text)) {
+        return index;
+    }
+    let index = next_index(names.len());
+    map.insert(Folded(text.into()), index);
+    names.push(text.into());
+    index
+}
+
+fn intern(map: &mut HashMap<Box<str>, u32>, names: &mut Vec<Box<str>>, text: &str) -> u32 {
+    if let Some(&index) = map.get(text) {
+        return index;
+    }
+    let index = next_index(names.len());
+    map.insert(text.into(), index);
+    names.push(text.into());
+    index
+}
+
+fn slot_value(raw: i64, spilled: &BTreeMap<u32, Decimal>, slot: usize) -> Decimal {
+    if raw == SPILLED {
+        u32::try_from(slot)
+            .ok()
+            .and_then(|slot| spilled.get(&slot))
+            .copied()
+            .unwrap_or_default()
+    } else {
+        from_micros(i128::from(raw))
+    }
+}
+
+/// Store `value` in an hourly slot; returns the value it replaced, if any.
+fn put_hourly(series: &mut Series, hours: usize, slot: usize, value: Decimal) -> Option<Decimal> {
+    let slots = series
+        .hourly
+        .get_or_insert_with(|| vec![EMPTY; hours].into_boxed_slice());
+    let raw = slots[slot];
+    let previous = (raw != EMPTY).then(|| slot_value(raw, &series.spilled, slot));
+    let slot_key = u32::try_from(slot).unwrap_or(u32::MAX);
+    if let Some(micros) = to_micros(value) {
+        slots[slot] = micros;
+        if raw == SPILLED {
+            series.spilled.remove(&slot_key);
+        }
+    } else {
+        slots[slot] = SPILLED;
+        series.spilled.insert(slot_key, value);
+    }
+    previous
+}
+
+fn series_total(series: &Series) -> Decimal {
+    let mut micros: i128 = 0;
+    if let Some(slots) = &series.hourly {
+        for &raw in slots {
+            if raw != EMPTY && raw != SPILLED {
+                micros += i128::from(raw);
+            }
+        }
+    }
+    let mut total = from_micros(micros);
+    for value in series.spilled.values().chain(series.intervals.values()) {
+        total += *value;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::money::parse_decimal;
+
+    fn october() -> Period {
+        Period::month(2026, 10).unwrap()
+    }
+
+    fn meter(n: u128) -> MeterId {
+        MeterId::from_u128(n)
+    }
+
+    #[derive(Debug, Clone)]
+    struct Row {
+        subscription: String,
+        meter: MeterId,
+        start: i64,
+        end: i64,
+        quantity: Decimal,
+        resource: String,
+    }
+
+    impl Row {
+        fn borrow(&self) -> UsageRow<'_> {
+            UsageRow {
+                subscription: &self.subscription,
+                meter: self.meter,
+                start: self.start,
+                end: self.end,
+                quantity: self.quantity,
+                resource_uri: &self.resource,
+                location: "local",
+            }
+        }
+    }
+
+    fn row(subscription: &str, hour: i64, quantity: &str) -> Row {
+        let start = october().start_seconds() + hour * 3600;
+        Row {
+            subscription: subscription.into(),
+            meter: meter(1),
+            start,
+            end: start + 3600,
+            quantity: parse_decimal(quantity).unwrap(),
+            resource: "/subscriptions/s/resourceGroups/rg/vm".into(),
+        }
+    }
+
+    fn run(rows: &[Row]) -> UsageAccumulator {
+        let mut accumulator = UsageAccumulator::new(october());
+        for row in rows {
+            accumulator
+                .ingest(&row.borrow(), || Location::whole("test"))
+                .unwrap();
+        }
+        accumulator
+    }
+
+    #[test]
+    fn duplicates_count_once_and_corrections_replace() {
+        let mut accumulator = UsageAccumulator::new(october());
+        let first = row("s", 0, "2.5");
+        let at = || Location::whole("t");
+        assert_eq!(
+            accumulator.ingest(&first.borrow(), at).unwrap(),
+            Outcome::Accepted
+        );
+        assert_eq!(
+            accumulator.ingest(&first.borrow(), at).unwrap(),
+            Outcome::Duplicate
+        );
+        let same_value = row("S", 0, "2.50");
+        assert_eq!(
+            accumulator.ingest(&same_value.borrow(), at).unwrap(),
+            Outcome::Duplicate
+        );
+        let corrected = row("s", 0, "3");
+        assert_eq!(
+            accumulator.ingest(&corrected.borrow(), at).unwrap(),
+            Outcome::Correction
+        );
+        let late = row("s", -1, "1");
+        assert_eq!(
+            accumulator.ingest(&late.borrow(), at).unwrap(),
+            Outcome::BeforePeriod
+        );
+        let next = row("s", 744, "1");
+        assert_eq!(
+            accumulator.ingest(&next.borrow(), at).unwrap(),
+            Outcome::AfterPeriod
+        );
+        let last_hour = row("s", 743, "1");
+        assert_eq!(
+            accumulator.ingest(&last_hour.borrow(), at).unwrap(),
+            Outcome::Accepted
+        );
+        let stats = accumulator.stats().clone();
+        assert_eq!(
+            (stats.rows, stats.accepted, stats.duplicates, stats.corrections),
+            (7, 2, 2, 1)
+        );
+        assert_eq!(
+            stats.correction_samples[0].old_quantity,
+            parse_decimal("2.5").unwrap()
+        );
+        let quantities = accumulator.finish();
+        assert_eq!(quantities.by_meter.len(), 1);
+        assert_eq!(quantities.by_meter[0].quantity, parse_decimal("4").unwrap());
+        assert_eq!(quantities.by_meter[0].subscription, "s");
+    }
+
+    #[test]
+    fn non_hourly_intervals_and_bad_intervals() {
+        let mut accumulator = UsageAccumulator::new(october());
+        let mut daily = row("s", 0, "24");
+        daily.end = daily.start + 86_400;
+        accumulator
+            .ingest(&daily.borrow(), || Location::whole("t"))
+            .unwrap();
+        accumulator
+            .ingest(&daily.borrow(), || Location::whole("t"))
+            .unwrap();
+        let mut minute = row("s", 0, "0.25");
+        minute.start += 60;
+        minute.end = minute.start + 60;
+        accumulator
+            .ingest(&minute.borrow(), || Location::whole("t"))
+            .unwrap();
+        let mut backwards = row("s", 3, "1");
+        backwards.end = backwards.start;
+        let error = accumulator
+            .ingest(&backwards.borrow(), || Location::line("usage.csv", 9))
+            .unwrap_err();
+        assert_eq!(error.code(), "bad_interval");
+        assert!(error.to_string().starts_with("usage.csv line 9"));
+        assert_eq!(
+            accumulator.finish().by_meter[0].quantity,
+            parse_decimal("24.25").unwrap()
+        );
+    }
+
+    #[test]
+    fn micro_units_are_exact() {
+        for text in ["0", "1", "2.4000000000", "0.000001", "-3.5", "9223372.036854"] {
+            let value = parse_decimal(text).unwrap();
+            assert_eq!(
+                from_micros(i128::from(to_micros(value).unwrap())),
+                value,
+                "{text}"
+            );
+        }
+        for text in [
+            "0.0000001",
+            "9223372036854.775808",
+            "1e20",
+            "-9223372036854.775808",
+        ] {
+            assert_eq!(to_micros(parse_decimal(text).unwrap()), None, "{text}");
+        }
+    }
+
+    fn arbitrary_rows() -> impl Strategy<Value = Vec<Row>> {
+        let quantity = prop_oneof![
+            (0i64..10_000_000_000).prop_map(|m| Decimal::new(m, 6)),
+            (0i64..1_000_000_000_000).prop_map(|m| Decimal::new(m, 10)),
+            (0i64..1000).prop_map(Decimal::from),
+        ];
+        let one = (0usize..3, 0u128..3, -2i64..746, quantity, 0usize..2, 0u8..10).prop_map(
+            |(subscription, meter_id, hour, quantity, resource, shape)| {
+                let start = october().start_seconds() + hour * 3600 + if shape == 0 { 1800 } else { 0 };
+                Row {
+                    subscription: ["a", "b", "C"][subscription].to_owned(),
+                    meter: meter(meter_id),
+                    start,
+                    end: start + if shape == 1 { 86_400 } else { 3600 },
+                    quantity,
+                    resource: ["/r/x", "/r/Y"][resource].to_owned(),
+                }
+            },
+        );
+        proptest::collection::vec(one, 0..60)
+    }
+
+    /// The oracle: a plain map from natural key to the last quantity seen, summed with `Decimal`.
+    fn oracle(rows: &[Row]) -> BTreeMap<(String, MeterId), Decimal> {
+        let period = october();
+        let mut last = BTreeMap::new();
+        for row in rows {
+            if row.start >= period.start_seconds() && row.start < period.end_seconds() {
+                let key = (
+                    row.subscription.to_lowercase(),
+                    row.meter,
+                    row.start,
+                    row.end,
+                    row.resource.to_lowercase(),
+                );
+                last.insert(key, row.quantity);
+            }
+        }
+        let mut sums = BTreeMap::new();
+        for ((subscription, meter, ..), quantity) in last {
+            *sums.entry((subscription, meter)).or_insert(Decimal::ZERO) += quantity;
+        }
+        sums
+    }
+
+    fn totals(quantities: &Quantities) -> BTreeMap<(String, MeterId), Decimal> {
+        quantities
+            .by_meter
+            .iter()
+            .map(|entry| ((entry.subscription.to_lowercase(), entry.meter), entry.quantity))
+            .collect()
+    }
+
+    proptest! {
+        /// Replaying a batch any number of times changes nothing.
+        #[test]
+        fn replay_changes_nothing(rows in arbitrary_rows(), times in 1usize..4) {
+            let once = run(&rows).finish();
+            let mut replayed = Vec::new();
+            for _ in 0..times { replayed.extend(rows.iter().cloned()); }
+            let many = run(&replayed).finish();
+            prop_assert_eq!(totals(&once), totals(&many));
+        }
+
+        /// Scaled-integer slots give exactly the sums of plain decimals (last value per key wins).
+        #[test]
+        fn sums_match_the_decimal_oracle(rows in arbitrary_rows()) {
+            prop_assert_eq!(totals(&run(&rows).finish()), oracle(&rows));
+        }
+
+        /// Split a stream anywhere, accumulate the parts, merge them in order: the same as one stream.
+        #[test]
+        fn split_merge_equals_whole(rows in arbitrary_rows(), cut_a in 0usize..60, cut_b in 0usize..60) {
+            let (cut_a, cut_b) = (cut_a.min(rows.len()), cut_b.min(rows.len()));
+            let (low, high) = (cut_a.min(cut_b), cut_a.max(cut_b));
+            let whole = run(&rows);
+            let whole_stats = whole.stats().clone();
+            let whole = whole.finish();
+            let mut left = run(&rows[..low]);
+            let mut middle = run(&rows[low..high]);
+            middle.merge(run(&rows[high..])).unwrap();
+            left.merge(middle).unwrap();
+            let stats = left.stats().clone();
+            let merged = left.finish();
+            prop_assert_eq!(totals(&merged), totals(&whole));
+            prop_assert_eq!((stats.rows, stats.accepted, stats.duplicates + stats.corrections),
+                (whole_stats.rows, whole_stats.accepted, whole_stats.duplicates + whole_stats.corrections));
+        }
+    }
+}

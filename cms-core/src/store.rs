@@ -1,0 +1,251 @@
+//! The `Store` trait: where the engine keeps commercial events and usage. Adapters (SQLite, PostgreSQL)
+//! implement it at the edge; [`MemoryStore`] implements it here for tests and the demo.
+//!
+//! Contract, which every implementation passes (see the conformance suite in this module's tests):
+//! - events are appended atomically per call, in order, and read back in that order;
+//! - usage is keyed by its natural key (subscription and resource uri compared ignoring ASCII case):
+//!   an exact repeat is a duplicate and changes nothing; the same key with another quantity replaces the
+//!   stored quantity and is reported as a correction; one call is one transaction;
+//! - `for_each_usage` visits the records whose usage start lies in the period.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Event;
+use crate::error::CmsError;
+use crate::model::time::Period;
+use crate::model::usage::{UsageKey, UsageRecord};
+
+/// What a usage write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageWrite {
+    /// New records stored.
+    pub inserted: u64,
+    /// Exact repeats, ignored.
+    pub duplicates: u64,
+    /// Records that replaced a stored quantity.
+    pub corrections: Vec<StoredCorrection>,
+}
+
+/// A stored quantity replaced by a later record of the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCorrection {
+    /// The key.
+    pub key: UsageKey,
+    /// The quantity that was stored.
+    pub old_quantity: Decimal,
+    /// The quantity stored now.
+    pub new_quantity: Decimal,
+}
+
+/// Persistence for the engine.
+pub trait Store {
+    /// Append events in one transaction; returns the sequence number of the last one (1-based).
+    fn append_events(&mut self, events: &[Event]) -> Result<u64, CmsError>;
+
+    /// Every event, in append order.
+    fn events(&self) -> Result<Vec<Event>, CmsError>;
+
+    /// Store usage records in one transaction, deduplicating by natural key.
+    fn put_usage(&mut self, records: &[UsageRecord]) -> Result<UsageWrite, CmsError>;
+
+    /// Visit every stored record whose usage start is in `period`.
+    fn for_each_usage(
+        &self,
+        period: &Period,
+        visit: &mut dyn FnMut(&UsageRecord) -> Result<(), CmsError>,
+    ) -> Result<(), CmsError>;
+}
+
+/// The natural key with subscription and resource uri folded to lower case, as stores compare it.
+pub fn folded_key(record: &UsageRecord) -> UsageKey {
+    UsageKey {
+        subscription: record.subscription.to_ascii_lowercase(),
+        meter: record.meter,
+        start: record.start,
+        end: record.end,
+        resource_uri: record.resource_uri.to_ascii_lowercase(),
+    }
+}
+
+/// A store in memory: for tests, the demo, and embedding apps that persist elsewhere.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    events: Vec<Event>,
+    usage: BTreeMap<UsageKey, UsageRecord>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Store for MemoryStore {
+    fn append_events(&mut self, events: &[Event]) -> Result<u64, CmsError> {
+        self.events.extend_from_slice(events);
+        Ok(self.events.len() as u64)
+    }
+
+    fn events(&self) -> Result<Vec<Event>, CmsError> {
+        Ok(self.events.clone())
+    }
+
+    fn put_usage(&mut self, records: &[UsageRecord]) -> Result<UsageWrite, CmsError> {
+        let mut write = UsageWrite::default();
+        for record in records {
+            let key = folded_key(record);
+            match self.usage.get_mut(&key) {
+                None => {
+                    self.usage.insert(key, record.clone());
+                    write.inserted += 1;
+                }
+                Some(stored) if stored.quantity == record.quantity => write.duplicates += 1,
+                Some(stored) => {
+                    write.corrections.push(StoredCorrection {
+                        key: record.key(),
+                        old_quantity: stored.quantity,
+                        new_quantity: record.quantity,
+                    });
+                    *stored = record.clone();
+                }
+            }
+        }
+        Ok(write)
+    }
+
+    fn for_each_usage(
+        &self,
+        period: &Period,
+        visit: &mut dyn FnMut(&UsageRecord) -> Result<(), CmsError>,
+    ) -> Result<(), CmsError> {
+        self.usage
+            .values()
+            .filter(|record| period.contains(record.start))
+            .try_for_each(visit)
+    }
+}
+
+/// The store conformance suite: every `Store` implementation runs these checks on a fresh, empty store.
+pub mod conformance {
+    use std::collections::BTreeMap;
+
+    use rust_decimal::Decimal;
+
+    use super::{Event, Period, Store, UsageRecord};
+    use crate::model::hierarchy::NodeKind;
+    use crate::model::money::parse_decimal;
+    use crate::model::time::parse_timestamp;
+
+    fn record(subscription: &str, hour: u32, quantity: &str) -> UsageRecord {
+        let start = parse_timestamp(&format!("2026-10-01T{hour:02}:00:00Z")).unwrap_or_default();
+        UsageRecord {
+            subscription: subscription.into(),
+            meter: "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5"
+                .parse()
+                .unwrap_or(crate::model::meter::MeterId::from_u128(1)),
+            start,
+            end: start + chrono::Duration::hours(1),
+            quantity: parse_decimal(quantity).unwrap_or_default(),
+            resource_uri: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+                .into(),
+            location: "local".into(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// Run every check; returns a description of the first failure.
+    pub fn run(store: &mut dyn Store) -> Result<(), String> {
+        let events = [
+            Event::NodeAdded {
+                id: "d".into(),
+                kind: NodeKind::Distributor,
+                parent: None,
+                name: "D".into(),
+            },
+            Event::NodeRenamed {
+                id: "d".into(),
+                name: "D2".into(),
+            },
+        ];
+        let last = store.append_events(&events).map_err(|error| error.to_string())?;
+        check(last == 2, "append_events returns the last sequence number")?;
+        check(
+            store.events().map_err(|error| error.to_string())? == events,
+            "events come back in order",
+        )?;
+
+        let batch = [
+            record("sub-a", 0, "1.5"),
+            record("sub-a", 1, "2"),
+            record("sub-b", 0, "3"),
+        ];
+        let first = store.put_usage(&batch).map_err(|error| error.to_string())?;
+        check(
+            first.inserted == 3 && first.duplicates == 0,
+            "a new batch is inserted",
+        )?;
+        let again = store.put_usage(&batch).map_err(|error| error.to_string())?;
+        check(
+            again.inserted == 0 && again.duplicates == 3 && again.corrections.is_empty(),
+            "a replay is all duplicates",
+        )?;
+        let mut shouted = record("SUB-A", 0, "1.50");
+        shouted.resource_uri = shouted.resource_uri.to_uppercase();
+        let folded = store.put_usage(&[shouted]).map_err(|error| error.to_string())?;
+        check(
+            folded.duplicates == 1,
+            "keys ignore case of subscription and resource; 1.5 equals 1.50",
+        )?;
+        let corrected = store
+            .put_usage(&[record("sub-a", 1, "2.25")])
+            .map_err(|error| error.to_string())?;
+        check(
+            corrected.corrections.len() == 1 && corrected.inserted == 0,
+            "a new quantity is a correction",
+        )?;
+
+        let october = Period::month(2026, 10).map_err(|error| error.to_string())?;
+        let mut total = Decimal::ZERO;
+        let mut count = 0;
+        store
+            .for_each_usage(&october, &mut |record| {
+                total += record.quantity;
+                count += 1;
+                Ok(())
+            })
+            .map_err(|error| error.to_string())?;
+        check(
+            count == 3 && total == parse_decimal("6.75").unwrap_or_default(),
+            "usage reads back with the correction",
+        )?;
+        let november = october.next_month().map_err(|error| error.to_string())?;
+        let mut outside = 0;
+        store
+            .for_each_usage(&november, &mut |_| {
+                outside += 1;
+                Ok(())
+            })
+            .map_err(|error| error.to_string())?;
+        check(outside == 0, "for_each_usage keeps to the period")
+    }
+
+    fn check(condition: bool, what: &str) -> Result<(), String> {
+        if condition {
+            Ok(())
+        } else {
+            Err(format!("store conformance: {what}"))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn memory_store_conforms() {
+            super::run(&mut crate::store::MemoryStore::new()).unwrap();
+        }
+    }
+}
