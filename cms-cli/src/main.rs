@@ -1,1 +1,65 @@
-fn main() {}
+//! `cms`: the command-line face of CMS.
+//!
+//! - `cms demo`: a small channel on the sample Usage API page, rated for a month, printed as tables;
+//! - `cms month-end --data DIR --out DIR`: the month-end of `bench/WORKLOAD.md`.
+//!
+//! Every error prints `error[code]: message` (the message names the file and line at fault) and exits 2.
+
+mod demo;
+mod month_end;
+mod tables;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cms_core::CmsError;
+
+/// CMS: the commerce and governance core for Azure Stack Hub.
+#[derive(Parser)]
+#[command(name = "cms", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a small channel, load the sample Usage API page, rate a month, print invoices and statements.
+    Demo,
+    /// Run the WORKLOAD.md month-end: dedupe, rate, invoice, commission.
+    MonthEnd {
+        /// Folder with hierarchy.csv, subscriptions.csv, prices.csv, commission.csv, plan.json, usage.csv.
+        #[arg(long)]
+        data: PathBuf,
+        /// Folder for the outputs `invoice_lines.csv`, `invoices.csv`, `commissions.csv`, `overrides.csv` (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Refuse usage of meters that no price prices, instead of reporting it and billing the rest.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo => demo::run(),
+        Command::MonthEnd { data, out, strict } => month_end::run(&data, &out, strict),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error[{}]: {error}", error.code());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Map an I/O error on `path` to the core's error.
+pub(crate) fn io_error(path: &std::path::Path, error: &std::io::Error) -> CmsError {
+    CmsError::Io {
+        at: cms_core::Location::whole(path.display().to_string()),
+        message: error.to_string(),
+    }
+}

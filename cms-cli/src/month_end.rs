@@ -1,0 +1,110 @@
+//! `cms month-end`: open the workload files, run the core's month-end, write the four outputs.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use cms_core::CmsError;
+use cms_core::formats::workload::{self, OutputSinks, WorkloadInputs};
+
+use crate::io_error;
+
+fn open(path: &Path) -> Result<BufReader<File>, CmsError> {
+    File::open(path)
+        .map(|file| BufReader::with_capacity(1 << 20, file))
+        .map_err(|error| io_error(path, &error))
+}
+
+pub fn run(data: &Path, out: &Path, strict: bool) -> Result<(), CmsError> {
+    let started = Instant::now();
+    if !data.is_dir() {
+        return Err(io_error(
+            data,
+            &std::io::Error::new(std::io::ErrorKind::NotFound, "no such data folder"),
+        ));
+    }
+    let plan_path = data.join("plan.json");
+    let mut plan = Vec::new();
+    open(&plan_path)?
+        .read_to_end(&mut plan)
+        .map_err(|error| io_error(&plan_path, &error))?;
+    let report = workload::month_end(WorkloadInputs {
+        plan: &plan,
+        hierarchy: &mut open(&data.join("hierarchy.csv"))?,
+        subscriptions: &mut open(&data.join("subscriptions.csv"))?,
+        prices: &mut open(&data.join("prices.csv"))?,
+        commission: &mut open(&data.join("commission.csv"))?,
+        usage: &mut open(&data.join("usage.csv"))?,
+    })?;
+    if let Some(first) = report.unpriced.first() {
+        let rows = report.unpriced.len();
+        if strict {
+            return Err(CmsError::UnpricedMeter {
+                meter: first.meter.canonical(),
+                count: rows as u64,
+                first: cms_core::Location::whole(format!("usage.csv, subscription {}", first.subscription)),
+            });
+        }
+        eprintln!(
+            "warning: {rows} (subscription, meter) pair(s) have usage but no price and were not billed:"
+        );
+        for entry in report.unpriced.iter().take(10) {
+            eprintln!(
+                "  {} {} quantity {}",
+                entry.subscription, entry.meter, entry.quantity
+            );
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|error| io_error(out, &error))?;
+    let create = |name: &str| {
+        let path = out.join(name);
+        File::create(&path)
+            .map(BufWriter::new)
+            .map_err(|error| io_error(&path, &error))
+    };
+    let (mut lines, mut invoices, mut commissions, mut overrides) = (
+        create("invoice_lines.csv")?,
+        create("invoices.csv")?,
+        create("commissions.csv")?,
+        create("overrides.csv")?,
+    );
+    workload::write_outputs(
+        &report,
+        &mut OutputSinks {
+            invoice_lines: &mut lines,
+            invoices: &mut invoices,
+            commissions: &mut commissions,
+            overrides: &mut overrides,
+        },
+    )?;
+    for (name, writer) in [
+        ("invoice_lines.csv", &mut lines),
+        ("invoices.csv", &mut invoices),
+        ("commissions.csv", &mut commissions),
+        ("overrides.csv", &mut overrides),
+    ] {
+        writer
+            .flush()
+            .map_err(|error| io_error(&out.join(name), &error))?;
+    }
+    let stats = &report.stats;
+    let line_count: usize = report.invoices.iter().map(|invoice| invoice.lines.len()).sum();
+    println!(
+        "month-end {}: {} usage rows, {} counted, {} duplicates, {} corrections, {} before the period, {} after; \
+         {} lines, {} invoices, {} commission statements, {} overrides in {:.3} s",
+        report.period,
+        stats.rows,
+        stats.accepted,
+        stats.duplicates,
+        stats.corrections,
+        stats.before_period,
+        stats.after_period,
+        line_count,
+        report.invoices.len(),
+        report.commissions.len(),
+        report.overrides.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
