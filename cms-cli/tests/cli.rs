@@ -1,0 +1,218 @@
+//! The `cms` binary as a user runs it: exit codes, messages, outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn cms(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cms"))
+        .args(args)
+        .output()
+        .expect("run cms")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The first month-end vector: a small channel whose expected outputs are known.
+fn base_case() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/month_end.json");
+    let document: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    document["cases"][0].clone()
+}
+
+fn write_case(dir: &Path, case: &Value) {
+    for (name, contents) in case["files"].as_object().unwrap() {
+        std::fs::write(dir.join(name), contents.as_str().unwrap()).unwrap();
+    }
+}
+
+fn month_end(data: &Path, out: &Path) -> Output {
+    cms(&[
+        "month-end",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn month_end_writes_the_four_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = base_case();
+    write_case(dir.path(), &case);
+    let out = dir.path().join("out/nested");
+    let output = month_end(dir.path(), &out);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for (name, expected) in case["expect"].as_object().unwrap() {
+        let written = std::fs::read_to_string(out.join(name)).unwrap();
+        assert_eq!(&written, expected.as_str().unwrap(), "{name}");
+    }
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        summary.contains("19 counted, 2 duplicates") && summary.contains("1 before the period, 1 after"),
+        "{summary}"
+    );
+}
+
+/// Each bad input exits 2 with `error[code]: <file> line N ...`, never a panic.
+#[test]
+fn bad_inputs_exit_2_with_the_line() {
+    let case = base_case();
+    let usage = case["files"]["usage.csv"].as_str().unwrap().to_owned();
+    let lines: Vec<&str> = usage.lines().collect();
+    let with_line = |number: usize, text: String| {
+        let mut edited: Vec<String> = lines.iter().map(|line| (*line).to_owned()).collect();
+        edited[number - 1] = text;
+        edited.join("\n") + "\n"
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "usage.csv",
+            with_line(3, lines[2].replace("10.000000", "ten")),
+            "error[bad_decimal]: usage.csv line 3: bad decimal \"ten\"",
+        ),
+        (
+            "usage.csv",
+            with_line(4, lines[3].replacen("0bb4db71", "deadbeef", 1)),
+            "error[unknown_subscription]: usage.csv line 4",
+        ),
+        (
+            "usage.csv",
+            with_line(2, lines[1].replace("2026-10-01T00:00:00+00:00", "2026-10-01")),
+            "",
+        ),
+        (
+            "usage.csv",
+            usage.replace("quantity", "qty"),
+            "error[bad_header]: usage.csv line 1: bad header: expected column \"quantity\"",
+        ),
+        (
+            "usage.csv",
+            with_line(5, lines[4].replace("2026-10-01T04:00:00+00:00", "not a time")),
+            "error[bad_timestamp]: usage.csv line 5",
+        ),
+        (
+            "prices.csv",
+            "meter_id,unit,tier_from,unit_price\nFAB6EB84-500B-4A09-A8CA-7358F8BBAEA5,h,0,1.2.3\n".into(),
+            "error[bad_decimal]: prices.csv line 2",
+        ),
+        (
+            "plan.json",
+            "{\"month\": \"October\", \"distributor_override_rate\": 0.02}".into(),
+            "error[invalid_value]: plan.json field month",
+        ),
+    ];
+    for (file, contents, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        write_case(dir.path(), &case);
+        std::fs::write(dir.path().join(file), contents).unwrap();
+        let output = month_end(dir.path(), &dir.path().join("out"));
+        let message = stderr(&output);
+        if expected.is_empty() {
+            // A date without a time is still a valid UTC instant (midnight): accepted.
+            assert!(output.status.success(), "{message}");
+            continue;
+        }
+        assert_eq!(output.status.code(), Some(2), "{file}: {message}");
+        assert!(
+            message.starts_with(expected),
+            "{file}: expected {expected:?}, got {message:?}"
+        );
+        assert!(
+            !message.contains("panicked") && !message.contains("RUST_BACKTRACE"),
+            "{message}"
+        );
+        assert!(
+            !dir.path().join("out").exists(),
+            "no output is written when the input is bad"
+        );
+    }
+}
+
+#[test]
+fn missing_files_and_folders_are_io_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = month_end(&dir.path().join("nowhere"), &dir.path().join("out"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).starts_with("error[io]: ") && stderr(&output).contains("nowhere"),
+        "{}",
+        stderr(&output)
+    );
+    write_case(dir.path(), &base_case());
+    std::fs::remove_file(dir.path().join("usage.csv")).unwrap();
+    let output = month_end(dir.path(), &dir.path().join("out"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("usage.csv: cannot read"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn strict_refuses_unpriced_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = base_case();
+    write_case(dir.path(), &case);
+    let mut usage = case["files"]["usage.csv"].as_str().unwrap().to_owned();
+    usage.push_str(
+        "0bb4db71-be57-4209-851d-3d24f4c0cf83,00000000-0000-4000-8000-00000000beef,2026-10-07T00:00:00+00:00,\
+         2026-10-07T01:00:00+00:00,5,/r,local\n",
+    );
+    std::fs::write(dir.path().join("usage.csv"), usage).unwrap();
+    let relaxed = month_end(dir.path(), &dir.path().join("out"));
+    assert!(relaxed.status.success());
+    assert!(
+        stderr(&relaxed).contains("no price and were not billed"),
+        "{}",
+        stderr(&relaxed)
+    );
+    let strict = cms(&[
+        "month-end",
+        "--strict",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--out",
+        dir.path().join("out2").to_str().unwrap(),
+    ]);
+    assert_eq!(strict.status.code(), Some(2));
+    assert!(
+        stderr(&strict).starts_with("error[unpriced_meter]: "),
+        "{}",
+        stderr(&strict)
+    );
+}
+
+#[test]
+fn demo_prints_invoices_and_statements() {
+    let output = cms(&["demo"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "Invoice 2025-03 for Adatum Web",
+        "Invoice 2025-03 for Woodgrove Bank",
+        "list-fabrikam",
+        "Commission statements 2025-03",
+        "bands-contoso",
+        "Distributor overrides 2025-03",
+        "double counts with core-hours",
+        "20 duplicate(s)",
+    ] {
+        assert!(text.contains(expected), "demo output lacks {expected:?}:\n{text}");
+    }
+    assert!(
+        !text.contains("Invoice 2025-03 for Litware"),
+        "a tenant without usage gets no invoice"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let output = cms(&["month-end", "--data"]);
+    assert_eq!(output.status.code(), Some(2));
+}
