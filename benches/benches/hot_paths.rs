@@ -16,13 +16,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse");
     group.bench_function("meter id (32 hex)", |b| {
-        b.iter(|| MeterId::parse_bytes(black_box(b"F271A8A388C44D93956A063E1D2FA80B")))
+        b.iter(|| MeterId::parse_bytes(black_box(b"F271A8A388C44D93956A063E1D2FA80B")));
     });
     group.bench_function("meter id (dashed)", |b| {
         b.iter(|| MeterId::parse_bytes(black_box(b"09f8879e-87e9-4305-a572-4b7be209f857")));
     });
     group.bench_function("timestamp", |b| {
-        b.iter(|| parse_timestamp_seconds(black_box(b"2026-10-03T17:00:00+00:00")))
+        b.iter(|| parse_timestamp_seconds(black_box(b"2026-10-03T17:00:00+00:00")));
     });
     group.bench_function("quantity", |b| b.iter(|| parse_decimal(black_box("261.896630"))));
     group.finish();
@@ -82,7 +82,7 @@ fn tiers(c: &mut Criterion) {
     .unwrap_or_else(|_| unreachable!());
     let quantity = Decimal::new(21_000_123_456, 6);
     c.bench_function("tiers/graduated amount", |b| {
-        b.iter(|| schedule.amount(black_box(quantity)))
+        b.iter(|| schedule.amount(black_box(quantity)));
     });
 }
 
