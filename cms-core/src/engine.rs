@@ -17,7 +17,7 @@ use crate::model::terms::CommercialTerms;
 use crate::model::time::Period;
 use crate::model::usage::UsageRecord;
 use crate::rating::UsageAccumulator;
-use crate::source::UsageSource;
+use crate::source::{Checkpoint, UsageSource};
 use crate::store::{Store, UsageWrite};
 
 /// The id of the platform root in every engine.
@@ -235,13 +235,14 @@ impl<S: Store> Cms<S> {
 
     /// Store usage records (deduplicated by natural key).
     pub fn ingest(&mut self, records: &[UsageRecord]) -> Result<UsageWrite, CmsError> {
-        self.store.put_usage(records)
+        self.store.put_usage(records, None)
     }
 
     /// Pull every page of a source into the store. Each page is stored whole or not at all.
     pub fn pull(&mut self, source: &mut dyn UsageSource) -> Result<PullSummary, CmsError> {
         let mut summary = PullSummary::default();
-        while let Some(page) = source.next_page()? {
+        while let Some(sourced) = source.next_page()? {
+            let page = &sourced.page;
             summary.pages += 1;
             summary.records += page.records.len() as u64;
             for record in &page.records {
@@ -249,7 +250,7 @@ impl<S: Store> Cms<S> {
                     summary.unknown_meters.push(record.meter);
                 }
             }
-            let write = self.store.put_usage(&page.records)?;
+            let write = self.store.put_usage(&page.records, Checkpoint::after(&sourced.origin).as_ref())?;
             summary.write.inserted += write.inserted;
             summary.write.duplicates += write.duplicates;
             summary.write.corrections.extend(write.corrections);

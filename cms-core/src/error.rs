@@ -254,6 +254,62 @@ pub enum CmsError {
         /// What was being computed.
         what: String,
     },
+    /// One subscription reports both hourly and daily usage in one period; mixing would double count.
+    #[error("{at}: subscription {subscription} mixes {found} usage with {existing} usage in {period}")]
+    MixedGranularity {
+        /// The record that would mix.
+        at: Location,
+        /// The subscription.
+        subscription: String,
+        /// The period.
+        period: String,
+        /// Granularity already stored for the subscription in the period.
+        existing: String,
+        /// Granularity of the new record.
+        found: String,
+    },
+    /// Usage arrived for a period invoiced longer ago than the look-back window allows.
+    #[error("{at}: usage of {period} arrived after that period was invoiced and beyond the look-back window of {window} period(s)")]
+    LateUsageRefused {
+        /// The record.
+        at: Location,
+        /// The period the usage belongs to.
+        period: String,
+        /// The look-back window, in periods.
+        window: u32,
+    },
+    /// An HTTP exchange failed (connection, TLS, timeout, or an unexpected status after retries).
+    #[error("HTTP {method} {url}: {message}")]
+    Http {
+        /// Method.
+        method: String,
+        /// URL (without secrets).
+        url: String,
+        /// Status code, when a response arrived.
+        status: Option<u16>,
+        /// What went wrong.
+        message: String,
+    },
+    /// The Usage API answered with one of its documented error codes.
+    #[error("Usage API {url}: {api_code}: {message}")]
+    UsageApi {
+        /// URL (without secrets).
+        url: String,
+        /// The API's code (`NoApiVersion`, `InvalidProperty`, `RequestEndTimeIsInFuture`,
+        /// `SubscriberIdIsNotDirectTenant`, `SubscriptionIdMissingInRequest`, `InvalidAggregationGranularity`,
+        /// `ServiceUnavailable`, ...).
+        api_code: String,
+        /// The API's message.
+        message: String,
+    },
+    /// A token could not be obtained from the identity provider (Entra ID or AD FS).
+    #[error("authentication at {authority} failed: {message}")]
+    Auth {
+        /// Authority URL.
+        authority: String,
+        /// What the identity provider said.
+        message: String,
+    },
     /// A store could not complete an operation.
     #[error("store failure: {message}")]
     Store {
@@ -290,6 +346,11 @@ impl CmsError {
             Self::UnpricedMeter { .. } => "unpriced_meter",
             Self::CurrencyMismatch { .. } => "currency_mismatch",
             Self::Overflow { .. } => "overflow",
+            Self::MixedGranularity { .. } => "mixed_granularity",
+            Self::LateUsageRefused { .. } => "late_usage_refused",
+            Self::Http { .. } => "http",
+            Self::UsageApi { .. } => "usage_api",
+            Self::Auth { .. } => "auth",
             Self::Store { .. } => "store",
         }
     }
@@ -316,6 +377,11 @@ impl CmsError {
         "unpriced_meter",
         "currency_mismatch",
         "overflow",
+        "mixed_granularity",
+        "late_usage_refused",
+        "http",
+        "usage_api",
+        "auth",
         "store",
     ];
 }

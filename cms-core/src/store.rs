@@ -17,6 +17,7 @@ use crate::engine::Event;
 use crate::error::CmsError;
 use crate::model::time::Period;
 use crate::model::usage::{UsageKey, UsageRecord};
+use crate::source::Checkpoint;
 
 /// What a usage write did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +49,13 @@ pub trait Store {
     /// Every event, in append order.
     fn events(&self) -> Result<Vec<Event>, CmsError>;
 
-    /// Store usage records in one transaction, deduplicating by natural key.
-    fn put_usage(&mut self, records: &[UsageRecord]) -> Result<UsageWrite, CmsError>;
+    /// Store usage records in one transaction, deduplicating by natural key. When `checkpoint` is given it
+    /// is recorded in the same transaction (replacing the one of its region and subscriber), so a crash
+    /// never leaves a checkpoint ahead of the usage it covers.
+    fn put_usage(&mut self, records: &[UsageRecord], checkpoint: Option<&Checkpoint>) -> Result<UsageWrite, CmsError>;
+
+    /// Every checkpoint, one per (region, subscriber).
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError>;
 
     /// Visit every stored record whose usage start is in `period`.
     fn for_each_usage(
@@ -75,6 +81,7 @@ pub fn folded_key(record: &UsageRecord) -> UsageKey {
 pub struct MemoryStore {
     events: Vec<Event>,
     usage: BTreeMap<UsageKey, UsageRecord>,
+    checkpoints: BTreeMap<(String, Option<String>), Checkpoint>,
 }
 
 impl MemoryStore {
@@ -94,8 +101,11 @@ impl Store for MemoryStore {
         Ok(self.events.clone())
     }
 
-    fn put_usage(&mut self, records: &[UsageRecord]) -> Result<UsageWrite, CmsError> {
+    fn put_usage(&mut self, records: &[UsageRecord], checkpoint: Option<&Checkpoint>) -> Result<UsageWrite, CmsError> {
         let mut write = UsageWrite::default();
+        if let Some(checkpoint) = checkpoint {
+            self.checkpoints.insert((checkpoint.region.clone(), checkpoint.subscriber.clone()), checkpoint.clone());
+        }
         for record in records {
             let key = folded_key(record);
             match self.usage.get_mut(&key) {
@@ -117,6 +127,10 @@ impl Store for MemoryStore {
         Ok(write)
     }
 
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError> {
+        Ok(self.checkpoints.values().cloned().collect())
+    }
+
     fn for_each_usage(
         &self,
         period: &Period,
@@ -135,7 +149,7 @@ pub mod conformance {
 
     use rust_decimal::Decimal;
 
-    use super::{Event, Period, Store, UsageRecord};
+    use super::{Checkpoint, Event, Period, Store, UsageRecord};
     use crate::model::hierarchy::NodeKind;
     use crate::model::money::parse_decimal;
     use crate::model::time::parse_timestamp;
@@ -183,30 +197,36 @@ pub mod conformance {
             record("sub-a", 1, "2"),
             record("sub-b", 0, "3"),
         ];
-        let first = store.put_usage(&batch).map_err(|error| error.to_string())?;
+        let first = store.put_usage(&batch, None).map_err(|error| error.to_string())?;
         check(
             first.inserted == 3 && first.duplicates == 0,
             "a new batch is inserted",
         )?;
-        let again = store.put_usage(&batch).map_err(|error| error.to_string())?;
+        let again = store.put_usage(&batch, None).map_err(|error| error.to_string())?;
         check(
             again.inserted == 0 && again.duplicates == 3 && again.corrections.is_empty(),
             "a replay is all duplicates",
         )?;
         let mut shouted = record("SUB-A", 0, "1.50");
         shouted.resource_uri = shouted.resource_uri.to_uppercase();
-        let folded = store.put_usage(&[shouted]).map_err(|error| error.to_string())?;
+        let folded = store.put_usage(&[shouted], None).map_err(|error| error.to_string())?;
         check(
             folded.duplicates == 1,
             "keys ignore case of subscription and resource; 1.5 equals 1.50",
         )?;
-        let corrected = store
-            .put_usage(&[record("sub-a", 1, "2.25")])
-            .map_err(|error| error.to_string())?;
-        check(
-            corrected.corrections.len() == 1 && corrected.inserted == 0,
-            "a new quantity is a correction",
-        )?;
+        let checkpoint = Checkpoint {
+            region: "east".into(),
+            subscriber: Some("sub-a".into()),
+            granularity: crate::source::Granularity::Hourly,
+            reported_until: parse_timestamp("2026-10-02T00:00:00Z").unwrap_or_default(),
+        };
+        let corrected =
+            store.put_usage(&[record("sub-a", 1, "2.25")], Some(&checkpoint)).map_err(|error| error.to_string())?;
+        check(corrected.corrections.len() == 1 && corrected.inserted == 0, "a new quantity is a correction")?;
+        check(store.checkpoints().map_err(|error| error.to_string())? == [checkpoint.clone()], "a checkpoint is stored")?;
+        let later = Checkpoint { reported_until: parse_timestamp("2026-10-03T00:00:00Z").unwrap_or_default(), ..checkpoint };
+        store.put_usage(&[], Some(&later)).map_err(|error| error.to_string())?;
+        check(store.checkpoints().map_err(|error| error.to_string())? == [later], "a checkpoint replaces its predecessor")?;
 
         let october = Period::month(2026, 10).map_err(|error| error.to_string())?;
         let mut total = Decimal::ZERO;

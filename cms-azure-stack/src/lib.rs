@@ -1,0 +1,1 @@
+//! Placeholder: the Usage API client lands here.
