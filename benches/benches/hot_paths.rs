@@ -30,9 +30,8 @@ fn parse(c: &mut Criterion) {
 
 fn accumulate(c: &mut Criterion) {
     let period = Period::month(2026, 10).unwrap_or_else(|_| unreachable!());
-    let subscriptions: Vec<String> = (0..100)
-        .map(|i| format!("8b4ae5f1-a941-46a0-956a-26afbcd{i:05}"))
-        .collect();
+    let subscriptions: Vec<String> =
+        (0..100).map(|i| format!("8b4ae5f1-a941-46a0-956a-26afbcd{i:05}")).collect();
     let uris: Vec<String> = subscriptions
         .iter()
         .map(|s| {
@@ -70,16 +69,10 @@ fn accumulate(c: &mut Criterion) {
 }
 
 fn tiers(c: &mut Criterion) {
-    let tier = |from: i64, rate: i64| Tier {
-        from: Decimal::from(from),
-        rate: Decimal::new(rate, 4),
-    };
-    let schedule = TierSchedule::new(
-        TierMode::Graduated,
-        vec![tier(0, 80), tier(5000, 72), tier(20000, 65)],
-        "bench",
-    )
-    .unwrap_or_else(|_| unreachable!());
+    let tier = |from: i64, rate: i64| Tier { from: Decimal::from(from), rate: Decimal::new(rate, 4) };
+    let schedule =
+        TierSchedule::new(TierMode::Graduated, vec![tier(0, 80), tier(5000, 72), tier(20000, 65)], "bench")
+            .unwrap_or_else(|_| unreachable!());
     let quantity = Decimal::new(21_000_123_456, 6);
     c.bench_function("tiers/graduated amount", |b| {
         b.iter(|| schedule.amount(black_box(quantity)));

@@ -38,22 +38,11 @@ fn meter(text: &str) -> MeterId {
 }
 
 fn tiers(pairs: &[(&str, &str)]) -> Vec<Tier> {
-    pairs
-        .iter()
-        .map(|(from, rate)| Tier {
-            from: dec(from),
-            rate: dec(rate),
-        })
-        .collect()
+    pairs.iter().map(|(from, rate)| Tier { from: dec(from), rate: dec(rate) }).collect()
 }
 
 fn add(id: &str, kind: NodeKind, parent: Option<&str>, name: &str) -> Event {
-    Event::NodeAdded {
-        id: id.into(),
-        kind,
-        parent: parent.map(Into::into),
-        name: name.into(),
-    }
+    Event::NodeAdded { id: id.into(), kind, parent: parent.map(Into::into), name: name.into() }
 }
 
 fn price_lists() -> Result<[PriceList; 2], CmsError> {
@@ -66,67 +55,23 @@ fn price_lists() -> Result<[PriceList; 2], CmsError> {
         graduated,
         tiers(&[("0", "0.008"), ("1000", "0.0072")]),
     )?;
-    standard.set_flat(
-        meter("9CD92D4C-BAFD-4492-B278-BEDC2DE8232A"),
-        "vCPU-hours",
-        dec("0.046"),
-    );
-    standard.set_flat(
-        meter("F271A8A388C44D93956A063E1D2FA80B"),
-        "IP-hours",
-        dec("0.004"),
-    );
-    standard.set_flat(
-        meter("9E2739BA86744796B465F64674B822BA"),
-        "IP-hours",
-        dec("0.004"),
-    );
-    standard.set_flat(
-        meter("09F8879E-87E9-4305-A572-4B7BE209F857"),
-        "GB-hours",
-        dec("0.0000082"),
-    );
-    standard.set_flat(
-        meter("B5C15376-6C94-4FDD-B655-1A69D138ACA3"),
-        "GB-hours",
-        dec("0.000025"),
-    );
-    standard.set_flat(
-        meter("B4438D5D-453B-4EE1-B42A-DC72E377F1E4"),
-        "GB-hours",
-        dec("0.0000247"),
-    );
-    standard.set_flat(
-        meter("43DAF82B-4618-444A-B994-40C23F7CD438"),
-        "10k transactions",
-        dec("0.0036"),
-    );
-    standard.set_flat(
-        meter("EB43DD12-1AA6-4C4B-872C-FAF15A6785EA"),
-        "10k transactions",
-        dec("0.0036"),
-    );
+    standard.set_flat(meter("9CD92D4C-BAFD-4492-B278-BEDC2DE8232A"), "vCPU-hours", dec("0.046"));
+    standard.set_flat(meter("F271A8A388C44D93956A063E1D2FA80B"), "IP-hours", dec("0.004"));
+    standard.set_flat(meter("9E2739BA86744796B465F64674B822BA"), "IP-hours", dec("0.004"));
+    standard.set_flat(meter("09F8879E-87E9-4305-A572-4B7BE209F857"), "GB-hours", dec("0.0000082"));
+    standard.set_flat(meter("B5C15376-6C94-4FDD-B655-1A69D138ACA3"), "GB-hours", dec("0.000025"));
+    standard.set_flat(meter("B4438D5D-453B-4EE1-B42A-DC72E377F1E4"), "GB-hours", dec("0.0000247"));
+    standard.set_flat(meter("43DAF82B-4618-444A-B994-40C23F7CD438"), "10k transactions", dec("0.0036"));
+    standard.set_flat(meter("EB43DD12-1AA6-4C4B-872C-FAF15A6785EA"), "10k transactions", dec("0.0036"));
     standard.set(
         meter("3023FEF4-ECA5-4D7B-87B3-CFBC061931E8"),
         "GB",
         graduated,
         tiers(&[("0", "0"), ("5", "0.087")]),
     )?;
-    standard.set_flat(
-        meter("CBCFEF9A-B91F-4597-A4D3-01FE334BED82"),
-        "MB-hours",
-        dec("0.0000013"),
-    );
-    standard.set_flat(
-        meter("EBF13B9F-B3EA-46FE-BF54-396E93D48AB4"),
-        "10k transactions",
-        dec("0.03"),
-    );
-    standard.set_flat(
-        meter("88039D51-A206-3A89-E9DE-C5117E2D10A6"),
-        "instance-hours",
-        dec("0.10"),
-    );
+    standard.set_flat(meter("CBCFEF9A-B91F-4597-A4D3-01FE334BED82"), "MB-hours", dec("0.0000013"));
+    standard.set_flat(meter("EBF13B9F-B3EA-46FE-BF54-396E93D48AB4"), "10k transactions", dec("0.03"));
+    standard.set_flat(meter("88039D51-A206-3A89-E9DE-C5117E2D10A6"), "instance-hours", dec("0.10"));
     standard.set(
         meter("67CC4AFC-0691-48E1-A4B8-D744D1FEDBDE"),
         "10 requests",
@@ -135,11 +80,7 @@ fn price_lists() -> Result<[PriceList; 2], CmsError> {
     )?;
     // VM size hours (6DAB500F) double counts with the core-hour meters: deliberately not priced.
     let mut fabrikam = PriceList::new("list-fabrikam", Currency::USD);
-    fabrikam.set_flat(
-        meter("9CD92D4C-BAFD-4492-B278-BEDC2DE8232A"),
-        "vCPU-hours",
-        dec("0.042"),
-    );
+    fabrikam.set_flat(meter("9CD92D4C-BAFD-4492-B278-BEDC2DE8232A"), "vCPU-hours", dec("0.042"));
 
     Ok([standard, fabrikam])
 }
@@ -151,48 +92,15 @@ fn channel() -> Result<Vec<Event>, CmsError> {
         TierMode::Graduated,
         tiers(&[("0", "0.05"), ("100", "0.08"), ("500", "0.12")]),
     )?;
-    let contoso = CommissionPlan::new(
-        "bands-contoso",
-        TierMode::Volume,
-        tiers(&[("0", "0.06"), ("50", "0.09")]),
-    )?;
+    let contoso =
+        CommissionPlan::new("bands-contoso", TierMode::Volume, tiers(&[("0", "0.06"), ("50", "0.09")]))?;
     Ok(vec![
-        add(
-            "dist-northwind",
-            NodeKind::Distributor,
-            None,
-            "Northwind Distribution",
-        ),
-        add(
-            "partner-contoso",
-            NodeKind::Partner,
-            Some("dist-northwind"),
-            "Contoso Cloud Partners",
-        ),
-        add(
-            "partner-fabrikam",
-            NodeKind::Partner,
-            Some("dist-northwind"),
-            "Fabrikam Solutions",
-        ),
-        add(
-            "tenant-adatum",
-            NodeKind::Tenant,
-            Some("partner-contoso"),
-            "Adatum Web",
-        ),
-        add(
-            "tenant-tailspin",
-            NodeKind::Tenant,
-            Some("partner-contoso"),
-            "Tailspin Toys",
-        ),
-        add(
-            "tenant-woodgrove",
-            NodeKind::Tenant,
-            Some("partner-fabrikam"),
-            "Woodgrove Bank",
-        ),
+        add("dist-northwind", NodeKind::Distributor, None, "Northwind Distribution"),
+        add("partner-contoso", NodeKind::Partner, Some("dist-northwind"), "Contoso Cloud Partners"),
+        add("partner-fabrikam", NodeKind::Partner, Some("dist-northwind"), "Fabrikam Solutions"),
+        add("tenant-adatum", NodeKind::Tenant, Some("partner-contoso"), "Adatum Web"),
+        add("tenant-tailspin", NodeKind::Tenant, Some("partner-contoso"), "Tailspin Toys"),
+        add("tenant-woodgrove", NodeKind::Tenant, Some("partner-fabrikam"), "Woodgrove Bank"),
         add(
             "tenant-litware",
             NodeKind::Tenant,
@@ -219,28 +127,13 @@ fn channel() -> Result<Vec<Event>, CmsError> {
         ),
         Event::PriceListPut { list: standard },
         Event::PriceListPut { list: fabrikam },
-        Event::PriceListAssigned {
-            node: PLATFORM_ID.into(),
-            list: "list-standard".into(),
-        },
-        Event::PriceListAssigned {
-            node: "partner-fabrikam".into(),
-            list: "list-fabrikam".into(),
-        },
+        Event::PriceListAssigned { node: PLATFORM_ID.into(), list: "list-standard".into() },
+        Event::PriceListAssigned { node: "partner-fabrikam".into(), list: "list-fabrikam".into() },
         Event::CommissionPlanPut { plan: northwind },
         Event::CommissionPlanPut { plan: contoso },
-        Event::CommissionPlanAssigned {
-            node: "dist-northwind".into(),
-            plan: "bands-northwind".into(),
-        },
-        Event::CommissionPlanAssigned {
-            node: "partner-contoso".into(),
-            plan: "bands-contoso".into(),
-        },
-        Event::OverrideRateSet {
-            node: "dist-northwind".into(),
-            rate: dec("0.02"),
-        },
+        Event::CommissionPlanAssigned { node: "dist-northwind".into(), plan: "bands-northwind".into() },
+        Event::CommissionPlanAssigned { node: "partner-contoso".into(), plan: "bands-contoso".into() },
+        Event::OverrideRateSet { node: "dist-northwind".into(), rate: dec("0.02") },
     ])
 }
 
@@ -248,11 +141,7 @@ fn channel() -> Result<Vec<Event>, CmsError> {
 fn steady_month(records: &[UsageRecord], period: Period) -> Vec<UsageRecord> {
     let mut latest: BTreeMap<(String, MeterId, String), &UsageRecord> = BTreeMap::new();
     for record in records {
-        let key = (
-            record.subscription.clone(),
-            record.meter,
-            record.resource_uri.clone(),
-        );
+        let key = (record.subscription.clone(), record.meter, record.resource_uri.clone());
         latest
             .entry(key)
             .and_modify(|kept| {
@@ -267,11 +156,7 @@ fn steady_month(records: &[UsageRecord], period: Period) -> Vec<UsageRecord> {
     for record in latest.values() {
         let mut start = period.start;
         while start < period.end {
-            out.push(UsageRecord {
-                start,
-                end: start + hour,
-                ..(*record).clone()
-            });
+            out.push(UsageRecord { start, end: start + hour, ..(*record).clone() });
             start += hour;
         }
     }
@@ -292,20 +177,11 @@ pub fn run() -> Result<(), CmsError> {
         cms.execute(&event)?;
     }
     let hierarchy = &cms.state().hierarchy;
-    println!(
-        "CMS demo: a channel on the in-memory store ({} events)\n",
-        cms.store().events()?.len()
-    );
+    println!("CMS demo: a channel on the in-memory store ({} events)\n", cms.store().events()?.len());
     for index in hierarchy.subtree(hierarchy.root()) {
         let node = hierarchy.node(index);
         let depth = hierarchy.ancestry(index).count() - 1;
-        println!(
-            "{}{} {} ({})",
-            "  ".repeat(depth),
-            hierarchy.label(node.kind),
-            node.name,
-            node.id
-        );
+        println!("{}{} {} ({})", "  ".repeat(depth), hierarchy.label(node.kind), node.name, node.id);
     }
 
     let mut source = PageBytesSource::new([(
@@ -345,11 +221,7 @@ pub fn run() -> Result<(), CmsError> {
 
 fn print_report(cms: &Cms<MemoryStore>, report: &MonthEndReport) {
     let hierarchy = &cms.state().hierarchy;
-    let name = |id: &str| {
-        hierarchy
-            .get(id)
-            .map_or_else(|| id.to_owned(), |node| node.name.clone())
-    };
+    let name = |id: &str| hierarchy.get(id).map_or_else(|| id.to_owned(), |node| node.name.clone());
     print_invoices(report, &name);
     print_statements(report);
     print_unpriced(report, &name);
@@ -386,18 +258,7 @@ fn print_invoices(report: &MonthEndReport, name: &dyn Fn(&str) -> String) {
             .collect();
         println!(
             "{}",
-            table(
-                &[
-                    "subscription",
-                    "meter",
-                    "quantity",
-                    "unit",
-                    "price list",
-                    "amount"
-                ],
-                &[2, 5],
-                rows
-            )
+            table(&["subscription", "meter", "quantity", "unit", "price list", "amount"], &[2, 5], rows)
         );
     }
 }
@@ -412,11 +273,7 @@ fn print_statements(report: &MonthEndReport) {
                 .bands
                 .iter()
                 .map(|band| {
-                    format!(
-                        "{}% of {}",
-                        shown(band.rate * Decimal::ONE_HUNDRED),
-                        shown(band.quantity)
-                    )
+                    format!("{}% of {}", shown(band.rate * Decimal::ONE_HUNDRED), shown(band.quantity))
                 })
                 .collect::<Vec<_>>()
                 .join(" + ");
@@ -429,14 +286,7 @@ fn print_statements(report: &MonthEndReport) {
             ]
         })
         .collect();
-    println!(
-        "{}",
-        table(
-            &["partner", "revenue", "plan", "bands applied", "commission"],
-            &[1, 4],
-            rows
-        )
-    );
+    println!("{}", table(&["partner", "revenue", "plan", "bands applied", "commission"], &[1, 4], rows));
     println!("\nDistributor overrides {}", report.period);
     let rows = report
         .overrides
@@ -450,14 +300,7 @@ fn print_statements(report: &MonthEndReport) {
             ]
         })
         .collect();
-    println!(
-        "{}",
-        table(
-            &["distributor", "network revenue", "rate", "override"],
-            &[1, 2, 3],
-            rows
-        )
-    );
+    println!("{}", table(&["distributor", "network revenue", "rate", "override"], &[1, 2, 3], rows));
 }
 
 fn print_unpriced(report: &MonthEndReport, name: &dyn Fn(&str) -> String) {
@@ -481,9 +324,6 @@ fn print_unpriced(report: &MonthEndReport, name: &dyn Fn(&str) -> String) {
                 ]
             })
             .collect();
-        println!(
-            "{}",
-            table(&["subscription", "meter", "quantity", "why"], &[2], rows)
-        );
+        println!("{}", table(&["subscription", "meter", "quantity", "why"], &[2], rows));
     }
 }

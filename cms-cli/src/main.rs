@@ -58,8 +58,5 @@ fn main() -> ExitCode {
 
 /// Map an I/O error on `path` to the core's error.
 pub(crate) fn io_error(path: &std::path::Path, error: &std::io::Error) -> CmsError {
-    CmsError::Io {
-        at: cms_core::Location::whole(path.display().to_string()),
-        message: error.to_string(),
-    }
+    CmsError::Io { at: cms_core::Location::whole(path.display().to_string()), message: error.to_string() }
 }

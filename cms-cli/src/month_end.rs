@@ -26,9 +26,7 @@ pub fn run(data: &Path, out: &Path, strict: bool) -> Result<(), CmsError> {
     }
     let plan_path = data.join("plan.json");
     let mut plan = Vec::new();
-    open(&plan_path)?
-        .read_to_end(&mut plan)
-        .map_err(|error| io_error(&plan_path, &error))?;
+    open(&plan_path)?.read_to_end(&mut plan).map_err(|error| io_error(&plan_path, &error))?;
     let report = workload::month_end(WorkloadInputs {
         plan: &plan,
         hierarchy: &mut open(&data.join("hierarchy.csv"))?,
@@ -50,18 +48,13 @@ pub fn run(data: &Path, out: &Path, strict: bool) -> Result<(), CmsError> {
             "warning: {rows} (subscription, meter) pair(s) have usage but no price and were not billed:"
         );
         for entry in report.unpriced.iter().take(10) {
-            eprintln!(
-                "  {} {} quantity {}",
-                entry.subscription, entry.meter, entry.quantity
-            );
+            eprintln!("  {} {} quantity {}", entry.subscription, entry.meter, entry.quantity);
         }
     }
     std::fs::create_dir_all(out).map_err(|error| io_error(out, &error))?;
     let create = |name: &str| {
         let path = out.join(name);
-        File::create(&path)
-            .map(BufWriter::new)
-            .map_err(|error| io_error(&path, &error))
+        File::create(&path).map(BufWriter::new).map_err(|error| io_error(&path, &error))
     };
     let (mut lines, mut invoices, mut commissions, mut overrides) = (
         create("invoice_lines.csv")?,
@@ -84,9 +77,7 @@ pub fn run(data: &Path, out: &Path, strict: bool) -> Result<(), CmsError> {
         ("commissions.csv", &mut commissions),
         ("overrides.csv", &mut overrides),
     ] {
-        writer
-            .flush()
-            .map_err(|error| io_error(&out.join(name), &error))?;
+        writer.flush().map_err(|error| io_error(&out.join(name), &error))?;
     }
     let stats = &report.stats;
     let line_count: usize = report.invoices.iter().map(|invoice| invoice.lines.len()).sum();

@@ -6,10 +6,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn cms(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cms"))
-        .args(args)
-        .output()
-        .expect("run cms")
+    Command::new(env!("CARGO_BIN_EXE_cms")).args(args).output().expect("run cms")
 }
 
 fn stderr(output: &Output) -> String {
@@ -30,13 +27,7 @@ fn write_case(dir: &Path, case: &Value) {
 }
 
 fn month_end(data: &Path, out: &Path) -> Output {
-    cms(&[
-        "month-end",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
+    cms(&["month-end", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()])
 }
 
 #[test]
@@ -80,11 +71,7 @@ fn bad_inputs_exit_2_with_the_line() {
             with_line(4, lines[3].replacen("0bb4db71", "deadbeef", 1)),
             "error[unknown_subscription]: usage.csv line 4",
         ),
-        (
-            "usage.csv",
-            with_line(2, lines[1].replace("2026-10-01T00:00:00+00:00", "2026-10-01")),
-            "",
-        ),
+        ("usage.csv", with_line(2, lines[1].replace("2026-10-01T00:00:00+00:00", "2026-10-01")), ""),
         (
             "usage.csv",
             usage.replace("quantity", "qty"),
@@ -118,18 +105,9 @@ fn bad_inputs_exit_2_with_the_line() {
             continue;
         }
         assert_eq!(output.status.code(), Some(2), "{file}: {message}");
-        assert!(
-            message.starts_with(expected),
-            "{file}: expected {expected:?}, got {message:?}"
-        );
-        assert!(
-            !message.contains("panicked") && !message.contains("RUST_BACKTRACE"),
-            "{message}"
-        );
-        assert!(
-            !dir.path().join("out").exists(),
-            "no output is written when the input is bad"
-        );
+        assert!(message.starts_with(expected), "{file}: expected {expected:?}, got {message:?}");
+        assert!(!message.contains("panicked") && !message.contains("RUST_BACKTRACE"), "{message}");
+        assert!(!dir.path().join("out").exists(), "no output is written when the input is bad");
     }
 }
 
@@ -147,11 +125,7 @@ fn missing_files_and_folders_are_io_errors() {
     std::fs::remove_file(dir.path().join("usage.csv")).unwrap();
     let output = month_end(dir.path(), &dir.path().join("out"));
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("usage.csv: cannot read"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("usage.csv: cannot read"), "{}", stderr(&output));
 }
 
 #[test]
@@ -167,11 +141,7 @@ fn strict_refuses_unpriced_usage() {
     std::fs::write(dir.path().join("usage.csv"), usage).unwrap();
     let relaxed = month_end(dir.path(), &dir.path().join("out"));
     assert!(relaxed.status.success());
-    assert!(
-        stderr(&relaxed).contains("no price and were not billed"),
-        "{}",
-        stderr(&relaxed)
-    );
+    assert!(stderr(&relaxed).contains("no price and were not billed"), "{}", stderr(&relaxed));
     let strict = cms(&[
         "month-end",
         "--strict",
@@ -181,11 +151,7 @@ fn strict_refuses_unpriced_usage() {
         dir.path().join("out2").to_str().unwrap(),
     ]);
     assert_eq!(strict.status.code(), Some(2));
-    assert!(
-        stderr(&strict).starts_with("error[unpriced_meter]: "),
-        "{}",
-        stderr(&strict)
-    );
+    assert!(stderr(&strict).starts_with("error[unpriced_meter]: "), "{}", stderr(&strict));
 }
 
 #[test]
@@ -205,10 +171,7 @@ fn demo_prints_invoices_and_statements() {
     ] {
         assert!(text.contains(expected), "demo output lacks {expected:?}:\n{text}");
     }
-    assert!(
-        !text.contains("Invoice 2025-03 for Litware"),
-        "a tenant without usage gets no invoice"
-    );
+    assert!(!text.contains("Invoice 2025-03 for Litware"), "a tenant without usage gets no invoice");
 }
 
 #[test]

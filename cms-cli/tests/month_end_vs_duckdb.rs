@@ -27,9 +27,7 @@ fn python() -> Option<PathBuf> {
 }
 
 fn run(command: &mut Command) {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("{command:?}: {error}"));
+    let output = command.output().unwrap_or_else(|error| panic!("{command:?}: {error}"));
     assert!(
         output.status.success(),
         "{command:?} failed:\n{}\n{}",
@@ -39,20 +37,10 @@ fn run(command: &mut Command) {
 }
 
 fn compare(expected: &Path, actual: &Path) {
-    for name in [
-        "invoice_lines.csv",
-        "invoices.csv",
-        "commissions.csv",
-        "overrides.csv",
-    ] {
+    for name in ["invoice_lines.csv", "invoices.csv", "commissions.csv", "overrides.csv"] {
         let want = std::fs::read(expected.join(name)).unwrap();
         let got = std::fs::read(actual.join(name)).unwrap();
-        assert!(
-            want == got,
-            "{name} differs from DuckDB's ({} vs {} bytes)",
-            want.len(),
-            got.len()
-        );
+        assert!(want == got, "{name} differs from DuckDB's ({} vs {} bytes)", want.len(), got.len());
     }
 }
 
@@ -72,19 +60,13 @@ fn generated_months_match_duckdb_byte_for_byte() {
         let data = scratch.path().join(format!("m{subscriptions}-{seed}"));
         let peer = scratch.path().join(format!("duckdb-{subscriptions}-{seed}"));
         let ours = scratch.path().join(format!("cms-{subscriptions}-{seed}"));
-        run(Command::new(&python)
-            .arg(shared_bench().join("gen_month.py"))
-            .arg(&data)
-            .args([
-                "--subscriptions",
-                &subscriptions.to_string(),
-                "--seed",
-                &seed.to_string(),
-            ]));
-        run(Command::new(&python)
-            .arg(shared_bench().join("peer_duckdb.py"))
-            .arg(&data)
-            .arg(&peer));
+        run(Command::new(&python).arg(shared_bench().join("gen_month.py")).arg(&data).args([
+            "--subscriptions",
+            &subscriptions.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ]));
+        run(Command::new(&python).arg(shared_bench().join("peer_duckdb.py")).arg(&data).arg(&peer));
         run(Command::new(env!("CARGO_BIN_EXE_cms"))
             .arg("month-end")
             .arg("--data")
@@ -92,13 +74,7 @@ fn generated_months_match_duckdb_byte_for_byte() {
             .arg("--out")
             .arg(&ours));
         compare(&peer, &ours);
-        let lines = std::fs::read_to_string(ours.join("invoice_lines.csv"))
-            .unwrap()
-            .lines()
-            .count();
-        assert!(
-            lines > subscriptions,
-            "{lines} invoice lines for {subscriptions} subscriptions"
-        );
+        let lines = std::fs::read_to_string(ours.join("invoice_lines.csv")).unwrap().lines().count();
+        assert!(lines > subscriptions, "{lines} invoice lines for {subscriptions} subscriptions");
     }
 }

@@ -96,10 +96,7 @@ pub struct State {
 
 impl Default for State {
     fn default() -> Self {
-        Self {
-            hierarchy: Hierarchy::new(PLATFORM_ID, "Platform"),
-            terms: CommercialTerms::default(),
-        }
+        Self { hierarchy: Hierarchy::new(PLATFORM_ID, "Platform"), terms: CommercialTerms::default() }
     }
 }
 
@@ -108,21 +105,16 @@ impl State {
         if self.hierarchy.find(id).is_some() {
             Ok(())
         } else {
-            Err(CmsError::UnknownNode {
-                kind: "node".into(),
-                id: id.to_owned(),
-                context: None,
-            })
+            Err(CmsError::UnknownNode { kind: "node".into(), id: id.to_owned(), context: None })
         }
     }
 
     /// Whether `event` would apply cleanly, without applying it.
     pub fn check(&self, event: &Event) -> Result<(), CmsError> {
         match event {
-            Event::NodeAdded { id, kind, parent, .. } => self
-                .hierarchy
-                .check_add(id, *kind, parent.as_deref(), None)
-                .map(drop),
+            Event::NodeAdded { id, kind, parent, .. } => {
+                self.hierarchy.check_add(id, *kind, parent.as_deref(), None).map(drop)
+            }
             Event::NodeRenamed { id, .. } => self.node_exists(id),
             Event::LabelSet { .. } | Event::PriceListPut { .. } | Event::CommissionPlanPut { .. } => Ok(()),
             Event::PriceListAssigned { node, list } => {
@@ -130,11 +122,7 @@ impl State {
                 if self.terms.price_lists.contains_key(list) {
                     Ok(())
                 } else {
-                    Err(CmsError::UnknownNode {
-                        kind: "price list".into(),
-                        id: list.clone(),
-                        context: None,
-                    })
+                    Err(CmsError::UnknownNode { kind: "price list".into(), id: list.clone(), context: None })
                 }
             }
             Event::CommissionPlanAssigned { node, plan } => {
@@ -167,12 +155,7 @@ impl State {
     pub fn apply(&mut self, event: &Event) -> Result<(), CmsError> {
         self.check(event)?;
         match event {
-            Event::NodeAdded {
-                id,
-                kind,
-                parent,
-                name,
-            } => {
+            Event::NodeAdded { id, kind, parent, name } => {
                 self.hierarchy.add(id, *kind, parent.as_deref(), name, None)?;
             }
             Event::NodeRenamed { id, name } => self.hierarchy.rename(id, name)?,
@@ -268,11 +251,6 @@ impl<S: Store> Cms<S> {
                 })
                 .map(drop)
         })?;
-        bill(
-            &self.state.hierarchy,
-            &self.state.terms,
-            rules,
-            &accumulator.finish(),
-        )
+        bill(&self.state.hierarchy, &self.state.terms, rules, &accumulator.finish())
     }
 }

@@ -33,31 +33,19 @@ pub enum Position {
 impl Location {
     /// A location for the whole source.
     pub fn whole(source: impl Into<String>) -> Self {
-        Self {
-            source: source.into(),
-            position: Position::Whole,
-        }
+        Self { source: source.into(), position: Position::Whole }
     }
     /// A 1-based line of a text source.
     pub fn line(source: impl Into<String>, line: u64) -> Self {
-        Self {
-            source: source.into(),
-            position: Position::Line(line),
-        }
+        Self { source: source.into(), position: Position::Line(line) }
     }
     /// A 0-based record index of a page.
     pub fn record(source: impl Into<String>, index: u64) -> Self {
-        Self {
-            source: source.into(),
-            position: Position::Record(index),
-        }
+        Self { source: source.into(), position: Position::Record(index) }
     }
     /// A named field of a document.
     pub fn field(source: impl Into<String>, field: &str) -> Self {
-        Self {
-            source: source.into(),
-            position: Position::Field(field.to_owned()),
-        }
+        Self { source: source.into(), position: Position::Field(field.to_owned()) }
     }
 }
 
@@ -269,7 +257,9 @@ pub enum CmsError {
         found: String,
     },
     /// Usage arrived for a period invoiced longer ago than the look-back window allows.
-    #[error("{at}: usage of {period} arrived after that period was invoiced and beyond the look-back window of {window} period(s)")]
+    #[error(
+        "{at}: usage of {period} arrived after that period was invoiced and beyond the look-back window of {window} period(s)"
+    )]
     LateUsageRefused {
         /// The record.
         at: Location,
@@ -400,10 +390,7 @@ mod tests {
             field: "quantity".into(),
             text: "1,5".into(),
         };
-        assert_eq!(
-            error.to_string(),
-            "usage.csv line 12: bad decimal \"1,5\" in quantity"
-        );
+        assert_eq!(error.to_string(), "usage.csv line 12: bad decimal \"1,5\" in quantity");
         assert_eq!(error.code(), "bad_decimal");
     }
 

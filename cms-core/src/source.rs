@@ -98,7 +98,13 @@ pub struct PageOrigin {
 impl PageOrigin {
     /// The origin of a loose page (a file, a test).
     pub fn named(name: impl Into<String>) -> Self {
-        Self { name: name.into(), region: String::new(), subscriber: None, window: None, completes_window: false }
+        Self {
+            name: name.into(),
+            region: String::new(),
+            subscriber: None,
+            window: None,
+            completes_window: false,
+        }
     }
 }
 

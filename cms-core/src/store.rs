@@ -52,7 +52,11 @@ pub trait Store {
     /// Store usage records in one transaction, deduplicating by natural key. When `checkpoint` is given it
     /// is recorded in the same transaction (replacing the one of its region and subscriber), so a crash
     /// never leaves a checkpoint ahead of the usage it covers.
-    fn put_usage(&mut self, records: &[UsageRecord], checkpoint: Option<&Checkpoint>) -> Result<UsageWrite, CmsError>;
+    fn put_usage(
+        &mut self,
+        records: &[UsageRecord],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<UsageWrite, CmsError>;
 
     /// Every checkpoint, one per (region, subscriber).
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError>;
@@ -101,10 +105,15 @@ impl Store for MemoryStore {
         Ok(self.events.clone())
     }
 
-    fn put_usage(&mut self, records: &[UsageRecord], checkpoint: Option<&Checkpoint>) -> Result<UsageWrite, CmsError> {
+    fn put_usage(
+        &mut self,
+        records: &[UsageRecord],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<UsageWrite, CmsError> {
         let mut write = UsageWrite::default();
         if let Some(checkpoint) = checkpoint {
-            self.checkpoints.insert((checkpoint.region.clone(), checkpoint.subscriber.clone()), checkpoint.clone());
+            self.checkpoints
+                .insert((checkpoint.region.clone(), checkpoint.subscriber.clone()), checkpoint.clone());
         }
         for record in records {
             let key = folded_key(record);
@@ -136,17 +145,12 @@ impl Store for MemoryStore {
         period: &Period,
         visit: &mut dyn FnMut(&UsageRecord) -> Result<(), CmsError>,
     ) -> Result<(), CmsError> {
-        self.usage
-            .values()
-            .filter(|record| period.contains(record.start))
-            .try_for_each(visit)
+        self.usage.values().filter(|record| period.contains(record.start)).try_for_each(visit)
     }
 }
 
 /// The store conformance suite: every `Store` implementation runs these checks on a fresh, empty store.
 pub mod conformance {
-    use std::collections::BTreeMap;
-
     use rust_decimal::Decimal;
 
     use super::{Checkpoint, Event, Period, Store, UsageRecord};
@@ -167,41 +171,23 @@ pub mod conformance {
             resource_uri: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
                 .into(),
             location: "local".into(),
-            tags: BTreeMap::new(),
+            ..UsageRecord::default()
         }
     }
 
     /// Run every check; returns a description of the first failure.
     pub fn run(store: &mut dyn Store) -> Result<(), String> {
         let events = [
-            Event::NodeAdded {
-                id: "d".into(),
-                kind: NodeKind::Distributor,
-                parent: None,
-                name: "D".into(),
-            },
-            Event::NodeRenamed {
-                id: "d".into(),
-                name: "D2".into(),
-            },
+            Event::NodeAdded { id: "d".into(), kind: NodeKind::Distributor, parent: None, name: "D".into() },
+            Event::NodeRenamed { id: "d".into(), name: "D2".into() },
         ];
         let last = store.append_events(&events).map_err(|error| error.to_string())?;
         check(last == 2, "append_events returns the last sequence number")?;
-        check(
-            store.events().map_err(|error| error.to_string())? == events,
-            "events come back in order",
-        )?;
+        check(store.events().map_err(|error| error.to_string())? == events, "events come back in order")?;
 
-        let batch = [
-            record("sub-a", 0, "1.5"),
-            record("sub-a", 1, "2"),
-            record("sub-b", 0, "3"),
-        ];
+        let batch = [record("sub-a", 0, "1.5"), record("sub-a", 1, "2"), record("sub-b", 0, "3")];
         let first = store.put_usage(&batch, None).map_err(|error| error.to_string())?;
-        check(
-            first.inserted == 3 && first.duplicates == 0,
-            "a new batch is inserted",
-        )?;
+        check(first.inserted == 3 && first.duplicates == 0, "a new batch is inserted")?;
         let again = store.put_usage(&batch, None).map_err(|error| error.to_string())?;
         check(
             again.inserted == 0 && again.duplicates == 3 && again.corrections.is_empty(),
@@ -210,23 +196,30 @@ pub mod conformance {
         let mut shouted = record("SUB-A", 0, "1.50");
         shouted.resource_uri = shouted.resource_uri.to_uppercase();
         let folded = store.put_usage(&[shouted], None).map_err(|error| error.to_string())?;
-        check(
-            folded.duplicates == 1,
-            "keys ignore case of subscription and resource; 1.5 equals 1.50",
-        )?;
+        check(folded.duplicates == 1, "keys ignore case of subscription and resource; 1.5 equals 1.50")?;
         let checkpoint = Checkpoint {
             region: "east".into(),
             subscriber: Some("sub-a".into()),
             granularity: crate::source::Granularity::Hourly,
             reported_until: parse_timestamp("2026-10-02T00:00:00Z").unwrap_or_default(),
         };
-        let corrected =
-            store.put_usage(&[record("sub-a", 1, "2.25")], Some(&checkpoint)).map_err(|error| error.to_string())?;
+        let corrected = store
+            .put_usage(&[record("sub-a", 1, "2.25")], Some(&checkpoint))
+            .map_err(|error| error.to_string())?;
         check(corrected.corrections.len() == 1 && corrected.inserted == 0, "a new quantity is a correction")?;
-        check(store.checkpoints().map_err(|error| error.to_string())? == [checkpoint.clone()], "a checkpoint is stored")?;
-        let later = Checkpoint { reported_until: parse_timestamp("2026-10-03T00:00:00Z").unwrap_or_default(), ..checkpoint };
+        check(
+            store.checkpoints().map_err(|error| error.to_string())? == [checkpoint.clone()],
+            "a checkpoint is stored",
+        )?;
+        let later = Checkpoint {
+            reported_until: parse_timestamp("2026-10-03T00:00:00Z").unwrap_or_default(),
+            ..checkpoint
+        };
         store.put_usage(&[], Some(&later)).map_err(|error| error.to_string())?;
-        check(store.checkpoints().map_err(|error| error.to_string())? == [later], "a checkpoint replaces its predecessor")?;
+        check(
+            store.checkpoints().map_err(|error| error.to_string())? == [later],
+            "a checkpoint replaces its predecessor",
+        )?;
 
         let october = Period::month(2026, 10).map_err(|error| error.to_string())?;
         let mut total = Decimal::ZERO;
@@ -254,11 +247,7 @@ pub mod conformance {
     }
 
     fn check(condition: bool, what: &str) -> Result<(), String> {
-        if condition {
-            Ok(())
-        } else {
-            Err(format!("store conformance: {what}"))
-        }
+        if condition { Ok(()) } else { Err(format!("store conformance: {what}")) }
     }
 
     #[cfg(test)]

@@ -70,16 +70,9 @@ fn meter(index: usize) -> MeterId {
 fn tiers(pairs: &[(u32, i64)], rate_scale: u32) -> Vec<Tier> {
     let mut out: Vec<Tier> = Vec::new();
     for (index, (from, rate)) in pairs.iter().enumerate() {
-        let from = if index == 0 {
-            Decimal::ZERO
-        } else {
-            Decimal::from(*from)
-        };
+        let from = if index == 0 { Decimal::ZERO } else { Decimal::from(*from) };
         if out.iter().all(|tier| tier.from != from) {
-            out.push(Tier {
-                from,
-                rate: Decimal::new(*rate, rate_scale),
-            });
+            out.push(Tier { from, rate: Decimal::new(*rate, rate_scale) });
         }
     }
     out

@@ -16,10 +16,7 @@ fn vectors_dir() -> PathBuf {
 }
 
 fn text(value: &Value, key: &str) -> String {
-    value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("field {key} in {value}"))
-        .to_owned()
+    value[key].as_str().unwrap_or_else(|| panic!("field {key} in {value}")).to_owned()
 }
 
 fn dec(text: &str) -> cms_core::Decimal {
@@ -46,19 +43,12 @@ fn check_error(case: &Value, actual: &Value) -> Result<(), String> {
 }
 
 fn run_tier(case: &Value) -> Value {
-    let mode = if text(case, "mode") == "volume" {
-        TierMode::Volume
-    } else {
-        TierMode::Graduated
-    };
+    let mode = if text(case, "mode") == "volume" { TierMode::Volume } else { TierMode::Graduated };
     let tiers = case["tiers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|pair| Tier {
-            from: dec(pair[0].as_str().unwrap()),
-            rate: dec(pair[1].as_str().unwrap()),
-        })
+        .map(|pair| Tier { from: dec(pair[0].as_str().unwrap()), rate: dec(pair[1].as_str().unwrap()) })
         .collect();
     let quantity = dec(&text(case, "quantity"));
     match TierSchedule::new(mode, tiers, "schedule").and_then(|schedule| {

@@ -186,19 +186,17 @@ pub fn bill(
     let mut invoices: BTreeMap<NodeIndex, Invoice> = BTreeMap::new();
     let mut unpriced = Vec::new();
     for entry in &quantities.by_meter {
-        let subscription = lookup
-            .find(&entry.subscription)
-            .ok_or_else(|| CmsError::UnknownSubscription {
-                at: Location::whole(format!("usage of {}", quantities.period)),
-                subscription: entry.subscription.clone(),
-            })?;
-        let tenant = hierarchy
-            .ancestor_of_kind(subscription, NodeKind::Tenant)
-            .ok_or_else(|| CmsError::InvalidHierarchy {
+        let subscription = lookup.find(&entry.subscription).ok_or_else(|| CmsError::UnknownSubscription {
+            at: Location::whole(format!("usage of {}", quantities.period)),
+            subscription: entry.subscription.clone(),
+        })?;
+        let tenant = hierarchy.ancestor_of_kind(subscription, NodeKind::Tenant).ok_or_else(|| {
+            CmsError::InvalidHierarchy {
                 id: entry.subscription.clone(),
                 reason: "subscription is not under a tenant".into(),
                 context: None,
-            })?;
+            }
+        })?;
         let Some(resolved) = terms.price(hierarchy, subscription, entry.meter) else {
             unpriced.push(UnpricedUsage {
                 subscription: hierarchy.node(subscription).id.clone(),
@@ -238,9 +236,7 @@ pub fn bill(
     let mut invoices: Vec<(NodeIndex, Invoice)> = invoices.into_iter().collect();
     for (_, invoice) in &mut invoices {
         invoice.lines.sort_by(|left, right| {
-            left.subscription
-                .cmp(&right.subscription)
-                .then(left.meter.cmp(&right.meter))
+            left.subscription.cmp(&right.subscription).then(left.meter.cmp(&right.meter))
         });
         invoice.total = invoice.lines.iter().map(|line| line.amount).sum();
         invoice.total.rescale(rules.rounding(invoice.currency).scale);
@@ -249,11 +245,8 @@ pub fn bill(
 
     let commissions = commission_statements(hierarchy, terms, rules, quantities.period, &invoices)?;
     let overrides = override_statements(hierarchy, terms, rules, quantities.period, &invoices)?;
-    unpriced.sort_by(|left, right| {
-        left.subscription
-            .cmp(&right.subscription)
-            .then(left.meter.cmp(&right.meter))
-    });
+    unpriced
+        .sort_by(|left, right| left.subscription.cmp(&right.subscription).then(left.meter.cmp(&right.meter)));
     Ok(MonthEndReport {
         period: quantities.period,
         invoices: invoices.into_iter().map(|(_, invoice)| invoice).collect(),
@@ -280,9 +273,7 @@ fn revenue_by(
             continue;
         };
         let owner_id = &hierarchy.node(owner).id;
-        let entry = out
-            .entry(owner_id.clone())
-            .or_insert_with(|| (owner, invoice.currency, Vec::new()));
+        let entry = out.entry(owner_id.clone()).or_insert_with(|| (owner, invoice.currency, Vec::new()));
         if entry.1 != invoice.currency {
             return Err(CmsError::CurrencyMismatch {
                 document: format!("statement of {kind} {owner_id}"),
@@ -290,10 +281,7 @@ fn revenue_by(
                 second: invoice.currency.to_string(),
             });
         }
-        entry.2.push(TenantRevenue {
-            tenant: invoice.tenant.clone(),
-            revenue: invoice.total,
-        });
+        entry.2.push(TenantRevenue { tenant: invoice.tenant.clone(), revenue: invoice.total });
     }
     Ok(out)
 }
@@ -309,10 +297,7 @@ fn commission_statements(
     for (partner_id, (partner, currency, tenants)) in revenue_by(hierarchy, invoices, NodeKind::Partner)? {
         let revenue: Decimal = tenants.iter().map(|share| share.revenue).sum();
         let plan = terms.commission_plan(hierarchy, partner);
-        let bands = plan
-            .map(|plan| plan.bands.breakdown(revenue))
-            .transpose()?
-            .unwrap_or_default();
+        let bands = plan.map(|plan| plan.bands.breakdown(revenue)).transpose()?.unwrap_or_default();
         let exact: Decimal = bands.iter().map(|band| band.amount).sum();
         statements.push(CommissionStatement {
             partner_name: hierarchy.node(partner).name.clone(),

@@ -5,9 +5,17 @@
 //! `location`, `tags` and `additionalInfo` (any of them null or absent). Fields public Azure adds
 //! (`meterName`, `unit`, `infoFields`, ...) are tolerated and ignored.
 //!
+//! Both APIs share the shape: the provider API (`Microsoft.Commerce.Admin/subscriberUsageAggregates`, records
+//! of type `Microsoft.Commerce.Admin/UsageAggregate`) and the tenant API (`Microsoft.Commerce/UsageAggregates`,
+//! type `Microsoft.Commerce/UsageAggregate`); [`UsagePage::api`] tells which one a page came from. The
+//! aggregate's `id` and `name` (`{subscription}-{meterId}`) are not unique per hour or resource, so they
+//! are not part of the natural key and are not kept.
+//!
 //! Quantities are read from the JSON number's own text as exact decimals, never through f64. Times with any
-//! UTC offset are converted to UTC. A page is accepted or refused whole: the first bad record refuses the
-//! page with an error naming the page and the record index, and nothing of that page is kept.
+//! UTC offset are converted to UTC. A page is accepted or refused whole: the first bad record (truncated
+//! JSON, a wrong type, a negative or non-numeric quantity, an end before the start, a missing subscription)
+//! refuses the page with an error naming the page and the record index, and nothing of that page is kept.
+//! Refusing whole pages keeps retries simple: the source is asked again for the same page.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +30,15 @@ use crate::model::money::parse_decimal;
 use crate::model::time::parse_timestamp_seconds;
 use crate::model::usage::UsageRecord;
 
+/// Which Usage API a page came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsageApi {
+    /// The provider API (`Microsoft.Commerce.Admin`): usage of the caller's direct tenants.
+    Provider,
+    /// The tenant API (`Microsoft.Commerce`): usage of the caller's own subscription.
+    Tenant,
+}
+
 /// A parsed page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsagePage {
@@ -29,6 +46,8 @@ pub struct UsagePage {
     pub records: Vec<UsageRecord>,
     /// The link to the next page, if any.
     pub next_link: Option<String>,
+    /// The API of the records' `type`, when the page has records with a known type.
+    pub api: Option<UsageApi>,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +60,8 @@ struct PageData<'a> {
 
 #[derive(Deserialize)]
 struct AggregateData<'a> {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
     #[serde(borrow)]
     properties: PropertiesData<'a>,
 }
@@ -73,45 +94,59 @@ struct ResourcesData {
     location: Option<String>,
     #[serde(default)]
     tags: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    additional_info: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// JSON object values as text: strings as they are, other values as compact JSON, nulls dropped.
+fn text_values(object: Option<BTreeMap<String, serde_json::Value>>) -> BTreeMap<String, String> {
+    object
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, value)| match value {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(text) => Some((name, text)),
+            other => Some((name, other.to_string())),
+        })
+        .collect()
 }
 
 /// Parse one page. `source` names it in errors (a file name, or the request URL).
 pub fn parse_page(bytes: &[u8], source: &str) -> Result<UsagePage, CmsError> {
-    let page: PageData<'_> = serde_json::from_slice(bytes).map_err(|error| CmsError::BadJson {
-        at: Location::whole(source),
-        message: error.to_string(),
-    })?;
+    let page: PageData<'_> = serde_json::from_slice(bytes)
+        .map_err(|error| CmsError::BadJson { at: Location::whole(source), message: error.to_string() })?;
+    let mut api = None;
     let records = page
         .value
         .iter()
         .enumerate()
-        .map(|(index, raw)| parse_record(raw, &Location::record(source, index as u64)))
-        .collect::<Result<_, _>>()?;
-    Ok(UsagePage {
-        records,
-        next_link: page.next_link,
-    })
+        .map(|(index, raw)| {
+            let (record, record_api) = parse_record(raw, &Location::record(source, index as u64))?;
+            api = api.or(record_api);
+            Ok(record)
+        })
+        .collect::<Result<_, CmsError>>()?;
+    Ok(UsagePage { records, next_link: page.next_link, api })
 }
 
-fn parse_record(raw: &RawValue, at: &Location) -> Result<UsageRecord, CmsError> {
-    let data: AggregateData<'_> = serde_json::from_str(raw.get()).map_err(|error| CmsError::BadJson {
-        at: at.clone(),
-        message: error.to_string(),
-    })?;
+fn parse_record(raw: &RawValue, at: &Location) -> Result<(UsageRecord, Option<UsageApi>), CmsError> {
+    let data: AggregateData<'_> = serde_json::from_str(raw.get())
+        .map_err(|error| CmsError::BadJson { at: at.clone(), message: error.to_string() })?;
+    let api = match data.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("microsoft.commerce.admin/usageaggregate") => Some(UsageApi::Provider),
+        Some("microsoft.commerce/usageaggregate") => Some(UsageApi::Tenant),
+        _ => None,
+    };
     let properties = data.properties;
     let missing = |field: &str| CmsError::BadRecord {
         at: at.clone(),
         reason: format!("properties.{field} is missing"),
     };
-    let subscription = properties
-        .subscription_id
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| missing("subscriptionId"))?;
+    let subscription =
+        properties.subscription_id.filter(|id| !id.is_empty()).ok_or_else(|| missing("subscriptionId"))?;
     let meter_text = properties.meter_id.ok_or_else(|| missing("meterId"))?;
-    let meter: MeterId = meter_text.parse().map_err(|_| CmsError::BadMeterId {
-        at: at.clone(),
-        text: meter_text.clone(),
-    })?;
+    let meter: MeterId =
+        meter_text.parse().map_err(|_| CmsError::BadMeterId { at: at.clone(), text: meter_text.clone() })?;
     let instant = |text: Option<String>, field: &str| -> Result<_, CmsError> {
         let text = text.ok_or_else(|| missing(field))?;
         parse_timestamp_seconds(text.as_bytes())
@@ -159,19 +194,7 @@ fn parse_record(raw: &RawValue, at: &Location) -> Result<UsageRecord, CmsError> 
             .resources
             .unwrap_or_default(),
     };
-    let tags = resources
-        .tags
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, value)| {
-            let text = match value {
-                serde_json::Value::String(text) => text,
-                other => other.to_string(),
-            };
-            (name, text)
-        })
-        .collect();
-    Ok(UsageRecord {
+    let record = UsageRecord {
         subscription,
         meter,
         start,
@@ -179,8 +202,12 @@ fn parse_record(raw: &RawValue, at: &Location) -> Result<UsageRecord, CmsError> 
         quantity,
         resource_uri: resources.resource_uri.unwrap_or_default(),
         location: resources.location.unwrap_or_default(),
-        tags,
-    })
+        tags: text_values(resources.tags),
+        additional_info: text_values(resources.additional_info),
+        cost: None,
+        adjustments: Vec::new(),
+    };
+    Ok((record, api))
 }
 
 #[cfg(test)]
@@ -198,12 +225,11 @@ mod tests {
         assert_eq!(first.meter.canonical(), "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5");
         assert_eq!(first.quantity.to_string(), "2.0");
         assert_eq!(first.tags.get("costCenter").map(String::as_str), Some("CC-1001"));
+        assert_eq!(first.additional_info.get("ServiceType").map(String::as_str), Some("Standard_D2_v2"));
+        assert!(!first.additional_info.contains_key("ImageType"), "nulls are dropped");
+        assert_eq!(page.api, Some(UsageApi::Provider));
         assert!(first.resource_uri.ends_with("/virtualMachines/vm-web01"));
-        let storage = page
-            .records
-            .iter()
-            .find(|record| record.quantity.to_string() == "48.2173")
-            .unwrap();
+        let storage = page.records.iter().find(|record| record.quantity.to_string() == "48.2173").unwrap();
         assert!(storage.tags.is_empty());
     }
 

@@ -58,17 +58,13 @@ struct PlanData<'a> {
 /// The text of a JSON number or string holding a number, without going through f64.
 pub(crate) fn number_text(raw: &RawValue) -> &str {
     let text = raw.get().trim();
-    text.strip_prefix('"')
-        .and_then(|inner| inner.strip_suffix('"'))
-        .unwrap_or(text)
+    text.strip_prefix('"').and_then(|inner| inner.strip_suffix('"')).unwrap_or(text)
 }
 
 /// Parse `plan.json`.
 pub fn read_plan(bytes: &[u8], source: &str) -> Result<WorkloadPlan, CmsError> {
-    let data: PlanData<'_> = serde_json::from_slice(bytes).map_err(|error| CmsError::BadJson {
-        at: Location::whole(source),
-        message: error.to_string(),
-    })?;
+    let data: PlanData<'_> = serde_json::from_slice(bytes)
+        .map_err(|error| CmsError::BadJson { at: Location::whole(source), message: error.to_string() })?;
     let period: Period = data.month.parse().map_err(|_| CmsError::InvalidValue {
         at: Location::field(source, "month"),
         text: data.month.clone(),
@@ -84,32 +80,24 @@ pub fn read_plan(bytes: &[u8], source: &str) -> Result<WorkloadPlan, CmsError> {
     };
     let scale = match data.scale {
         None => 2,
-        Some(raw) => number_text(raw)
-            .parse::<u32>()
-            .ok()
-            .filter(|&scale| scale <= 12)
-            .ok_or_else(|| CmsError::InvalidValue {
+        Some(raw) => number_text(raw).parse::<u32>().ok().filter(|&scale| scale <= 12).ok_or_else(|| {
+            CmsError::InvalidValue {
                 at: Location::field(source, "scale"),
                 text: raw.get().to_owned(),
                 reason: "expected a whole number of decimals, 0 to 12".into(),
-            })?,
+            }
+        })?,
     };
     let rate_text = number_text(data.distributor_override_rate);
-    let override_rate = parse_decimal(rate_text)
-        .filter(|rate| !rate.is_sign_negative())
-        .ok_or_else(|| CmsError::InvalidValue {
-            at: Location::field(source, "distributor_override_rate"),
-            text: rate_text.to_owned(),
-            reason: "expected a non-negative decimal".into(),
+    let override_rate =
+        parse_decimal(rate_text).filter(|rate| !rate.is_sign_negative()).ok_or_else(|| {
+            CmsError::InvalidValue {
+                at: Location::field(source, "distributor_override_rate"),
+                text: rate_text.to_owned(),
+                reason: "expected a non-negative decimal".into(),
+            }
         })?;
-    Ok(WorkloadPlan {
-        period,
-        rules: BillingRules {
-            mode,
-            scale: Some(scale),
-        },
-        override_rate,
-    })
+    Ok(WorkloadPlan { period, rules: BillingRules { mode, scale: Some(scale) }, override_rate })
 }
 
 /// Read `hierarchy.csv` into `hierarchy` (nodes with an empty parent go under the platform). Rows may come in
@@ -151,23 +139,14 @@ pub fn read_subscriptions(input: impl Read, source: &str, hierarchy: &mut Hierar
         let subscription = csv.required(0, "subscription_id")?;
         let tenant = csv.required(1, "tenant_id")?;
         let at = csv.location();
-        if hierarchy
-            .get(tenant)
-            .is_none_or(|node| node.kind != NodeKind::Tenant)
-        {
+        if hierarchy.get(tenant).is_none_or(|node| node.kind != NodeKind::Tenant) {
             return Err(CmsError::UnknownNode {
                 kind: "tenant".into(),
                 id: tenant.to_owned(),
                 context: Some(at),
             });
         }
-        hierarchy.add(
-            subscription,
-            NodeKind::Subscription,
-            Some(tenant),
-            subscription,
-            Some(&at),
-        )?;
+        hierarchy.add(subscription, NodeKind::Subscription, Some(tenant), subscription, Some(&at))?;
     }
     Ok(())
 }
@@ -178,10 +157,9 @@ pub fn read_prices(input: impl Read, source: &str, currency: Currency) -> Result
     let mut tiers: BTreeMap<MeterId, (String, Vec<Tier>)> = BTreeMap::new();
     while csv.next_record()? {
         let meter_text = csv.required(0, "meter_id")?;
-        let meter: MeterId = meter_text.parse().map_err(|_| CmsError::BadMeterId {
-            at: csv.location(),
-            text: meter_text.to_owned(),
-        })?;
+        let meter: MeterId = meter_text
+            .parse()
+            .map_err(|_| CmsError::BadMeterId { at: csv.location(), text: meter_text.to_owned() })?;
         let unit = csv.text(1, "unit")?.to_owned();
         let from = csv.decimal(2, "tier_from")?;
         let rate = csv.decimal(3, "unit_price")?;
@@ -192,11 +170,7 @@ pub fn read_prices(input: impl Read, source: &str, currency: Currency) -> Result
                 reason: "tier_from and unit_price must not be negative".into(),
             });
         }
-        tiers
-            .entry(meter)
-            .or_insert_with(|| (unit, Vec::new()))
-            .1
-            .push(Tier { from, rate });
+        tiers.entry(meter).or_insert_with(|| (unit, Vec::new())).1.push(Tier { from, rate });
     }
     let mut list = PriceList::new(PRICE_LIST_ID, currency);
     for (meter, (unit, meter_tiers)) in tiers {
@@ -311,9 +285,7 @@ fn write_csv(
         at: Location::whole(name),
         message: error.to_string(),
     };
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(sink);
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(sink);
     writer.write_record(header).map_err(|error| io(&error))?;
     for row in rows {
         writer.write_record(&row).map_err(|error| io(&error))?;
@@ -340,37 +312,17 @@ pub fn write_outputs(report: &MonthEndReport, sinks: &mut OutputSinks<'_>) -> Re
         &["tenant_id", "subscription_id", "meter_id", "quantity", "amount"],
         lines,
     )?;
-    let invoices = report
-        .invoices
-        .iter()
-        .map(|invoice| vec![invoice.tenant.clone(), invoice.total.to_string()]);
+    let invoices =
+        report.invoices.iter().map(|invoice| vec![invoice.tenant.clone(), invoice.total.to_string()]);
     write_csv(sinks.invoices, "invoices.csv", &["tenant_id", "total"], invoices)?;
     let commissions = report.commissions.iter().map(|statement| {
-        vec![
-            statement.partner.clone(),
-            statement.revenue.to_string(),
-            statement.commission.to_string(),
-        ]
+        vec![statement.partner.clone(), statement.revenue.to_string(), statement.commission.to_string()]
     });
-    write_csv(
-        sinks.commissions,
-        "commissions.csv",
-        &["partner_id", "revenue", "commission"],
-        commissions,
-    )?;
+    write_csv(sinks.commissions, "commissions.csv", &["partner_id", "revenue", "commission"], commissions)?;
     let overrides = report.overrides.iter().map(|statement| {
-        vec![
-            statement.distributor.clone(),
-            statement.revenue.to_string(),
-            statement.amount.to_string(),
-        ]
+        vec![statement.distributor.clone(), statement.revenue.to_string(), statement.amount.to_string()]
     });
-    write_csv(
-        sinks.overrides,
-        "overrides.csv",
-        &["distributor_id", "revenue", "override"],
-        overrides,
-    )
+    write_csv(sinks.overrides, "overrides.csv", &["distributor_id", "revenue", "override"], overrides)
 }
 
 /// The six inputs of a workload month-end, as readers.

@@ -30,13 +30,8 @@ pub enum NodeKind {
 
 impl NodeKind {
     /// Every kind, top-down.
-    pub const ALL: [Self; 5] = [
-        Self::Platform,
-        Self::Distributor,
-        Self::Partner,
-        Self::Tenant,
-        Self::Subscription,
-    ];
+    pub const ALL: [Self; 5] =
+        [Self::Platform, Self::Distributor, Self::Partner, Self::Tenant, Self::Subscription];
 
     /// The lower-case name used in files and APIs.
     pub const fn as_str(self) -> &'static str {
@@ -63,10 +58,11 @@ impl NodeKind {
 impl FromStr for NodeKind {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| format!("unknown node kind {text:?} (expected platform, distributor, partner, tenant or subscription)"))
+        Self::ALL.into_iter().find(|kind| kind.as_str().eq_ignore_ascii_case(text.trim())).ok_or_else(|| {
+            format!(
+                "unknown node kind {text:?} (expected platform, distributor, partner, tenant or subscription)"
+            )
+        })
     }
 }
 
@@ -160,10 +156,7 @@ impl Hierarchy {
             return Err(invalid("node id is empty".into()));
         }
         if self.index.contains_key(id) {
-            return Err(CmsError::DuplicateNode {
-                id: id.to_owned(),
-                context: context.cloned(),
-            });
+            return Err(CmsError::DuplicateNode { id: id.to_owned(), context: context.cloned() });
         }
         if kind == NodeKind::Platform {
             return Err(invalid("there is one platform, the root".into()));
@@ -184,9 +177,7 @@ impl Hierarchy {
             )));
         }
         if u32::try_from(self.nodes.len()).is_err() {
-            return Err(CmsError::Overflow {
-                what: "number of nodes".into(),
-            });
+            return Err(CmsError::Overflow { what: "number of nodes".into() });
         }
         Ok(parent_index)
     }
@@ -232,13 +223,11 @@ impl Hierarchy {
 
     /// The node with an id, which must be of `kind`.
     pub fn expect_kind(&self, id: &str, kind: NodeKind) -> Result<NodeIndex, CmsError> {
-        self.find(id)
-            .filter(|&index| self.node(index).kind == kind)
-            .ok_or_else(|| CmsError::UnknownNode {
-                kind: kind.as_str().into(),
-                id: id.to_owned(),
-                context: None,
-            })
+        self.find(id).filter(|&index| self.node(index).kind == kind).ok_or_else(|| CmsError::UnknownNode {
+            kind: kind.as_str().into(),
+            id: id.to_owned(),
+            context: None,
+        })
     }
 
     /// Parent of a node (`None` for the platform).
@@ -269,8 +258,7 @@ impl Hierarchy {
 
     /// The nearest node of `kind` on the way up, the node itself included.
     pub fn ancestor_of_kind(&self, index: NodeIndex, kind: NodeKind) -> Option<NodeIndex> {
-        self.ancestry(index)
-            .find(|&current| self.node(current).kind == kind)
+        self.ancestry(index).find(|&current| self.node(current).kind == kind)
     }
 
     /// Whether `index` is `ancestor` or lies below it.
@@ -291,10 +279,7 @@ impl Hierarchy {
 
     /// Every node, in insertion order (the platform first).
     pub fn nodes(&self) -> impl Iterator<Item = (NodeIndex, &Node)> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .map(|(position, node)| (NodeIndex(next_index(position)), node))
+        self.nodes.iter().enumerate().map(|(position, node)| (NodeIndex(next_index(position)), node))
     }
 
     /// The display label of a level ("Tenant" by default).
@@ -319,20 +304,13 @@ mod tests {
 
     fn channel() -> Hierarchy {
         let mut tree = Hierarchy::new("platform", "Operator");
-        tree.add("dist", NodeKind::Distributor, None, "Northwind", None)
-            .unwrap();
-        tree.add("p1", NodeKind::Partner, Some("dist"), "Contoso", None)
-            .unwrap();
-        tree.add("p2", NodeKind::Partner, Some("dist"), "Fabrikam", None)
-            .unwrap();
-        tree.add("t1", NodeKind::Tenant, Some("p1"), "Tenant one", None)
-            .unwrap();
-        tree.add("t2", NodeKind::Tenant, Some("p2"), "Tenant two", None)
-            .unwrap();
-        tree.add("direct", NodeKind::Tenant, None, "Direct customer", None)
-            .unwrap();
-        tree.add("s1", NodeKind::Subscription, Some("t1"), "Prod", None)
-            .unwrap();
+        tree.add("dist", NodeKind::Distributor, None, "Northwind", None).unwrap();
+        tree.add("p1", NodeKind::Partner, Some("dist"), "Contoso", None).unwrap();
+        tree.add("p2", NodeKind::Partner, Some("dist"), "Fabrikam", None).unwrap();
+        tree.add("t1", NodeKind::Tenant, Some("p1"), "Tenant one", None).unwrap();
+        tree.add("t2", NodeKind::Tenant, Some("p2"), "Tenant two", None).unwrap();
+        tree.add("direct", NodeKind::Tenant, None, "Direct customer", None).unwrap();
+        tree.add("s1", NodeKind::Subscription, Some("t1"), "Prod", None).unwrap();
         tree
     }
 
@@ -340,22 +318,13 @@ mod tests {
     fn ancestry_and_subtrees() {
         let tree = channel();
         let s1 = tree.find("s1").unwrap();
-        let ids: Vec<_> = tree
-            .ancestry(s1)
-            .map(|index| tree.node(index).id.as_str())
-            .collect();
+        let ids: Vec<_> = tree.ancestry(s1).map(|index| tree.node(index).id.as_str()).collect();
         assert_eq!(ids, ["s1", "t1", "p1", "dist", "platform"]);
         assert_eq!(tree.ancestor_of_kind(s1, NodeKind::Partner), tree.find("p1"));
-        assert_eq!(
-            tree.ancestor_of_kind(tree.find("direct").unwrap(), NodeKind::Partner),
-            None
-        );
+        assert_eq!(tree.ancestor_of_kind(tree.find("direct").unwrap(), NodeKind::Partner), None);
         let dist = tree.find("dist").unwrap();
-        let below: Vec<_> = tree
-            .subtree(dist)
-            .into_iter()
-            .map(|index| tree.node(index).id.as_str())
-            .collect();
+        let below: Vec<_> =
+            tree.subtree(dist).into_iter().map(|index| tree.node(index).id.as_str()).collect();
         assert_eq!(below, ["dist", "p1", "t1", "s1", "p2", "t2"]);
         assert!(tree.is_within(s1, dist));
         assert!(!tree.is_within(tree.find("t2").unwrap(), tree.find("p1").unwrap()));
@@ -364,26 +333,18 @@ mod tests {
     #[test]
     fn shape_is_enforced() {
         let mut tree = channel();
-        let error = tree
-            .add("bad", NodeKind::Partner, Some("t1"), "", None)
-            .unwrap_err();
+        let error = tree.add("bad", NodeKind::Partner, Some("t1"), "", None).unwrap_err();
         assert_eq!(error.code(), "invalid_hierarchy");
         assert_eq!(
-            tree.add("t1", NodeKind::Tenant, Some("p1"), "", None)
-                .unwrap_err()
-                .code(),
+            tree.add("t1", NodeKind::Tenant, Some("p1"), "", None).unwrap_err().code(),
             "duplicate_node"
         );
         assert_eq!(
-            tree.add("x", NodeKind::Tenant, Some("nope"), "", None)
-                .unwrap_err()
-                .code(),
+            tree.add("x", NodeKind::Tenant, Some("nope"), "", None).unwrap_err().code(),
             "unknown_node"
         );
         assert_eq!(
-            tree.add("y", NodeKind::Platform, None, "", None)
-                .unwrap_err()
-                .code(),
+            tree.add("y", NodeKind::Platform, None, "", None).unwrap_err().code(),
             "invalid_hierarchy"
         );
     }

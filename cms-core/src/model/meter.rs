@@ -12,7 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A meter id: a GUID, compared by value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct MeterId(u128);
 
 /// The text is not a GUID (32 hex digits, with dashes at 8-4-4-4-12 or none at all).
@@ -63,10 +63,7 @@ impl MeterId {
 
     /// What the catalogue knows of this meter; `None` for an unknown meter.
     pub fn info(self) -> Option<&'static MeterInfo> {
-        CATALOGUE
-            .binary_search_by_key(&self, |info| info.id)
-            .ok()
-            .map(|index| &CATALOGUE[index])
+        CATALOGUE.binary_search_by_key(&self, |info| info.id).ok().map(|index| &CATALOGUE[index])
     }
 }
 
@@ -114,8 +111,7 @@ impl Serialize for MeterId {
 impl<'de> Deserialize<'de> for MeterId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse()
-            .map_err(|_| serde::de::Error::custom(format!("bad meter id {text:?}")))
+        text.parse().map_err(|_| serde::de::Error::custom(format!("bad meter id {text:?}")))
     }
 }
 
@@ -194,13 +190,7 @@ const fn meter(
     category: Category,
     flags: MeterFlags,
 ) -> MeterInfo {
-    MeterInfo {
-        id: MeterId(const_guid(id)),
-        name,
-        unit,
-        category,
-        flags,
-    }
+    MeterInfo { id: MeterId(const_guid(id)), name, unit, category, flags }
 }
 
 /// Parse a canonical dashed GUID at compile time (the catalogue is a `static`, so a typo fails the build).
@@ -847,13 +837,7 @@ mod tests {
         let vm_hours: MeterId = "6DAB500F-A4FD-49C4-956D-229BB9C8C793".parse().unwrap();
         assert!(vm_hours.info().unwrap().double_counts());
         let static_ip: MeterId = "F271A8A388C44D93956A063E1D2FA80B".parse().unwrap();
-        assert!(
-            static_ip
-                .info()
-                .unwrap()
-                .flags
-                .contains(MeterFlags::DAILY_VALUE_TIMES_HOURS)
-        );
+        assert!(static_ip.info().unwrap().flags.contains(MeterFlags::DAILY_VALUE_TIMES_HOURS));
         let old_s4: MeterId = "5d76e09f-4567-452a-94cc-7d1f097761f0".parse().unwrap();
         assert!(old_s4.info().unwrap().deprecated());
         let custom: MeterId = "00000000-0000-0000-0000-000000000001".parse().unwrap();

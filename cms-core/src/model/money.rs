@@ -60,10 +60,7 @@ pub struct Rounding {
 
 impl Rounding {
     /// Two decimals, half away from zero: the default for invoice amounts in most currencies.
-    pub const CENTS: Self = Self {
-        scale: 2,
-        mode: RoundingMode::HalfAwayFromZero,
-    };
+    pub const CENTS: Self = Self { scale: 2, mode: RoundingMode::HalfAwayFromZero };
 
     /// A rule with this scale and mode.
     pub const fn new(scale: u32, mode: RoundingMode) -> Self {
@@ -94,15 +91,9 @@ pub struct Currency {
 
 impl Currency {
     /// US dollar.
-    pub const USD: Self = Self {
-        code: *b"USD",
-        minor_unit: 2,
-    };
+    pub const USD: Self = Self { code: *b"USD", minor_unit: 2 };
     /// Euro.
-    pub const EUR: Self = Self {
-        code: *b"EUR",
-        minor_unit: 2,
-    };
+    pub const EUR: Self = Self { code: *b"EUR", minor_unit: 2 };
 
     /// A currency from its code. Known codes get their ISO 4217 minor unit; other three-letter codes
     /// get 2 digits (the common case). Returns `None` unless the code is three ASCII letters.
@@ -111,20 +102,14 @@ impl Currency {
         if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_alphabetic) {
             return None;
         }
-        let upper = [
-            bytes[0].to_ascii_uppercase(),
-            bytes[1].to_ascii_uppercase(),
-            bytes[2].to_ascii_uppercase(),
-        ];
+        let upper =
+            [bytes[0].to_ascii_uppercase(), bytes[1].to_ascii_uppercase(), bytes[2].to_ascii_uppercase()];
         let minor_unit = match &upper {
             b"JPY" | b"KRW" | b"ISK" | b"CLP" | b"VND" | b"UGX" | b"XAF" | b"XOF" | b"PYG" => 0,
             b"BHD" | b"KWD" | b"OMR" | b"JOD" | b"TND" | b"LYD" | b"IQD" => 3,
             _ => 2,
         };
-        Some(Self {
-            code: upper,
-            minor_unit,
-        })
+        Some(Self { code: upper, minor_unit })
     }
 
     /// The three-letter code.
@@ -135,10 +120,7 @@ impl Currency {
 
     /// The rounding of a shown amount in this currency with the given midpoint rule.
     pub const fn rounding(&self, mode: RoundingMode) -> Rounding {
-        Rounding {
-            scale: self.minor_unit,
-            mode,
-        }
+        Rounding { scale: self.minor_unit, mode }
     }
 }
 
@@ -158,10 +140,7 @@ pub fn parse_decimal(text: &str) -> Option<Decimal> {
     if text.bytes().any(|byte| byte == b'e' || byte == b'E') {
         return Decimal::from_scientific(text).ok();
     }
-    if !text
-        .bytes()
-        .all(|byte| byte.is_ascii_digit() || matches!(byte, b'.' | b'-' | b'+'))
-    {
+    if !text.bytes().all(|byte| byte.is_ascii_digit() || matches!(byte, b'.' | b'-' | b'+')) {
         return None;
     }
     Decimal::from_str_exact(text).ok()

@@ -44,11 +44,7 @@ pub struct PriceList {
 impl PriceList {
     /// An empty list.
     pub fn new(id: &str, currency: Currency) -> Self {
-        Self {
-            id: id.to_owned(),
-            currency,
-            prices: BTreeMap::new(),
-        }
+        Self { id: id.to_owned(), currency, prices: BTreeMap::new() }
     }
 
     /// Set a meter's price from tiers `(from, unit price)`.
@@ -60,25 +56,14 @@ impl PriceList {
         tiers: Vec<Tier>,
     ) -> Result<(), CmsError> {
         let schedule = TierSchedule::new(mode, tiers, &format!("meter {meter} in price list {}", self.id))?;
-        self.prices.insert(
-            meter,
-            MeterPrice {
-                unit: unit.to_owned(),
-                schedule,
-            },
-        );
+        self.prices.insert(meter, MeterPrice { unit: unit.to_owned(), schedule });
         Ok(())
     }
 
     /// Set a flat per-unit price.
     pub fn set_flat(&mut self, meter: MeterId, unit: &str, unit_price: Decimal) {
-        self.prices.insert(
-            meter,
-            MeterPrice {
-                unit: unit.to_owned(),
-                schedule: TierSchedule::flat(unit_price),
-            },
-        );
+        self.prices
+            .insert(meter, MeterPrice { unit: unit.to_owned(), schedule: TierSchedule::flat(unit_price) });
     }
 
     /// The price of a meter, if this list prices it.

@@ -50,11 +50,7 @@ impl CommercialTerms {
     /// Assign a price list to a node.
     pub fn assign_price_list(&mut self, node: &str, list: &str) -> Result<(), CmsError> {
         if !self.price_lists.contains_key(list) {
-            return Err(CmsError::UnknownNode {
-                kind: "price list".into(),
-                id: list.into(),
-                context: None,
-            });
+            return Err(CmsError::UnknownNode { kind: "price list".into(), id: list.into(), context: None });
         }
         self.price_assignments.insert(node.to_owned(), list.to_owned());
         Ok(())
@@ -74,8 +70,7 @@ impl CommercialTerms {
                 context: None,
             });
         }
-        self.commission_assignments
-            .insert(node.to_owned(), plan.to_owned());
+        self.commission_assignments.insert(node.to_owned(), plan.to_owned());
         Ok(())
     }
 
@@ -92,21 +87,15 @@ impl CommercialTerms {
         meter: MeterId,
     ) -> Option<ResolvedPrice<'a>> {
         hierarchy.ancestry(subscription).find_map(|node| {
-            let list = self
-                .price_lists
-                .get(self.price_assignments.get(&hierarchy.node(node).id)?)?;
-            Some(ResolvedPrice {
-                list,
-                price: list.price(meter)?,
-            })
+            let list = self.price_lists.get(self.price_assignments.get(&hierarchy.node(node).id)?)?;
+            Some(ResolvedPrice { list, price: list.price(meter)? })
         })
     }
 
     /// The commission plan of a partner (or distributor), own or inherited.
     pub fn commission_plan(&self, hierarchy: &Hierarchy, node: NodeIndex) -> Option<&CommissionPlan> {
         hierarchy.ancestry(node).find_map(|current| {
-            self.commission_plans
-                .get(self.commission_assignments.get(&hierarchy.node(current).id)?)
+            self.commission_plans.get(self.commission_assignments.get(&hierarchy.node(current).id)?)
         })
     }
 

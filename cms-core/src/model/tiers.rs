@@ -75,10 +75,7 @@ impl TryFrom<TierScheduleData> for TierSchedule {
 
 impl From<TierSchedule> for TierScheduleData {
     fn from(schedule: TierSchedule) -> Self {
-        Self {
-            mode: schedule.mode,
-            tiers: schedule.tiers,
-        }
+        Self { mode: schedule.mode, tiers: schedule.tiers }
     }
 }
 
@@ -97,23 +94,14 @@ impl TierSchedule {
             }
         }
         if let Some(pair) = tiers.windows(2).find(|pair| pair[0].from == pair[1].from) {
-            return Err(CmsError::TierOverlap {
-                schedule: name.to_owned(),
-                from: pair[1].from.to_string(),
-            });
+            return Err(CmsError::TierOverlap { schedule: name.to_owned(), from: pair[1].from.to_string() });
         }
         Ok(Self { mode, tiers })
     }
 
     /// One tier from 0 at `rate`: a flat per-unit price or a flat commission rate.
     pub fn flat(rate: Decimal) -> Self {
-        Self {
-            mode: TierMode::Graduated,
-            tiers: vec![Tier {
-                from: Decimal::ZERO,
-                rate,
-            }],
-        }
+        Self { mode: TierMode::Graduated, tiers: vec![Tier { from: Decimal::ZERO, rate }] }
     }
 
     /// How the tiers combine.
@@ -132,10 +120,7 @@ impl TierSchedule {
 
     /// Index of the band reached by `quantity`: the last tier with `from < quantity`, else the first.
     pub fn band_reached(&self, quantity: Decimal) -> usize {
-        self.tiers
-            .iter()
-            .rposition(|tier| tier.from < quantity)
-            .unwrap_or(0)
+        self.tiers.iter().rposition(|tier| tier.from < quantity).unwrap_or(0)
     }
 
     /// The exact (unrounded) amount for `quantity`.
@@ -188,15 +173,11 @@ impl TierSchedule {
 }
 
 pub(crate) fn checked_mul(left: Decimal, right: Decimal) -> Result<Decimal, CmsError> {
-    left.checked_mul(right).ok_or_else(|| CmsError::Overflow {
-        what: format!("{left} x {right}"),
-    })
+    left.checked_mul(right).ok_or_else(|| CmsError::Overflow { what: format!("{left} x {right}") })
 }
 
 pub(crate) fn checked_add(left: Decimal, right: Decimal) -> Result<Decimal, CmsError> {
-    left.checked_add(right).ok_or_else(|| CmsError::Overflow {
-        what: format!("{left} + {right}"),
-    })
+    left.checked_add(right).ok_or_else(|| CmsError::Overflow { what: format!("{left} + {right}") })
 }
 
 #[cfg(test)]
@@ -213,13 +194,7 @@ mod tests {
     fn schedule(mode: TierMode, tiers: &[(&str, &str)]) -> TierSchedule {
         TierSchedule::new(
             mode,
-            tiers
-                .iter()
-                .map(|(from, rate)| Tier {
-                    from: dec(from),
-                    rate: dec(rate),
-                })
-                .collect(),
+            tiers.iter().map(|(from, rate)| Tier { from: dec(from), rate: dec(rate) }).collect(),
             "t",
         )
         .unwrap()
@@ -227,17 +202,11 @@ mod tests {
 
     #[test]
     fn graduated_by_hand() {
-        let vm = schedule(
-            TierMode::Graduated,
-            &[("0", "0.008"), ("5000", "0.0072"), ("20000", "0.0065")],
-        );
+        let vm = schedule(TierMode::Graduated, &[("0", "0.008"), ("5000", "0.0072"), ("20000", "0.0065")]);
         assert_eq!(vm.amount(dec("0")).unwrap(), dec("0"));
         assert_eq!(vm.amount(dec("100")).unwrap(), dec("0.8"));
         // 5000 x 0.008 + 15000 x 0.0072 + 1000 x 0.0065
-        assert_eq!(
-            vm.amount(dec("21000")).unwrap(),
-            dec("40") + dec("108") + dec("6.5")
-        );
+        assert_eq!(vm.amount(dec("21000")).unwrap(), dec("40") + dec("108") + dec("6.5"));
         let parts = vm.breakdown(dec("21000")).unwrap();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[1].quantity, dec("15000"));
@@ -252,20 +221,10 @@ mod tests {
 
     #[test]
     fn invalid_schedules() {
-        let tier = |from: &str| Tier {
-            from: dec(from),
-            rate: dec("1"),
-        };
+        let tier = |from: &str| Tier { from: dec(from), rate: dec("1") };
+        assert_eq!(TierSchedule::new(TierMode::Graduated, vec![], "m").unwrap_err().code(), "tier_start");
         assert_eq!(
-            TierSchedule::new(TierMode::Graduated, vec![], "m")
-                .unwrap_err()
-                .code(),
-            "tier_start"
-        );
-        assert_eq!(
-            TierSchedule::new(TierMode::Graduated, vec![tier("5")], "m")
-                .unwrap_err()
-                .code(),
+            TierSchedule::new(TierMode::Graduated, vec![tier("5")], "m").unwrap_err().code(),
             "tier_start"
         );
         assert_eq!(

@@ -122,19 +122,9 @@ impl Period {
             text: format!("{year:04}-{month:02}"),
             reason: "not a calendar month".into(),
         };
-        let start = Utc
-            .with_ymd_and_hms(year, month, 1, 0, 0, 0)
-            .single()
-            .ok_or_else(invalid)?;
-        let (next_year, next_month) = if month == 12 {
-            (year + 1, 1)
-        } else {
-            (year, month + 1)
-        };
-        let end = Utc
-            .with_ymd_and_hms(next_year, next_month, 1, 0, 0, 0)
-            .single()
-            .ok_or_else(invalid)?;
+        let start = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single().ok_or_else(invalid)?;
+        let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+        let end = Utc.with_ymd_and_hms(next_year, next_month, 1, 0, 0, 0).single().ok_or_else(invalid)?;
         Ok(Self { start, end })
     }
 
@@ -162,11 +152,7 @@ impl Period {
     /// The period right after this one, of the same calendar shape when this is a calendar month.
     pub fn next_month(&self) -> Result<Self, CmsError> {
         let (year, month) = (self.start.year(), self.start.month());
-        if month == 12 {
-            Self::month(year + 1, 1)
-        } else {
-            Self::month(year, month + 1)
-        }
+        if month == 12 { Self::month(year + 1, 1) } else { Self::month(year, month + 1) }
     }
 
     /// `YYYY-MM` when the period is a calendar month, otherwise `start/end` in RFC 3339.
@@ -180,10 +166,8 @@ impl FromStr for Period {
 
     /// `YYYY-MM` (a calendar month, UTC) or `START/END` with two RFC 3339 instants.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| CmsError::InvalidPeriod {
-            text: text.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let invalid =
+            |reason: &str| CmsError::InvalidPeriod { text: text.to_owned(), reason: reason.to_owned() };
         if let Some((start, end)) = text.split_once('/') {
             let start = parse_timestamp(start).ok_or_else(|| invalid("bad start instant"))?;
             let end = parse_timestamp(end).ok_or_else(|| invalid("bad end instant"))?;
@@ -251,15 +235,7 @@ mod tests {
         assert!(!october.contains(parse_timestamp("2026-11-01T00:00:00Z").unwrap()));
         assert!(!october.contains(parse_timestamp("2026-09-30T23:00:00Z").unwrap()));
         assert_eq!(october.to_string(), "2026-10");
-        assert_eq!(
-            "2026-12"
-                .parse::<Period>()
-                .unwrap()
-                .next_month()
-                .unwrap()
-                .to_string(),
-            "2027-01"
-        );
+        assert_eq!("2026-12".parse::<Period>().unwrap().next_month().unwrap().to_string(), "2027-01");
         assert!("2026-13".parse::<Period>().is_err());
         assert!("2026-1".parse::<Period>().is_err());
     }

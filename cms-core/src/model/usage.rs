@@ -3,6 +3,11 @@
 //! The natural key of a record is (subscription, meter, usage start, usage end, resource uri). An exact
 //! repeat is a duplicate and counts once; the same key with another quantity is a correction that replaces
 //! the earlier value and is reported.
+//!
+//! A record that arrives (or is corrected) after its period was invoiced carries [`Adjustment`]s: the
+//! quantity it added, and the later period whose invoice bills that difference. The quantity the closed
+//! period was invoiced on stays derivable (`quantity - sum of deltas`), so an issued month re-rates to the
+//! same figures.
 
 use std::collections::BTreeMap;
 
@@ -10,10 +15,31 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::model::meter::MeterId;
-use crate::model::time::Instant;
+use crate::model::money::Currency;
+use crate::model::time::{Instant, Period};
+
+/// A change to a record after its period was closed: `delta` of quantity, billed on the invoice of
+/// `billed_in` (the first open period after the close).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adjustment {
+    /// The period whose invoice carries the adjustment.
+    pub billed_in: Period,
+    /// Quantity added (negative when a correction lowered it).
+    pub delta: Decimal,
+}
+
+/// A cost given by the source (FOCUS cost data from other clouds), billed by pass-through pricing instead
+/// of a meter price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCost {
+    /// The amount (FOCUS `BilledCost`).
+    pub amount: Decimal,
+    /// Its currency.
+    pub currency: Currency,
+}
 
 /// One usage record: a quantity of a meter consumed by a resource in `[start, end)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     /// The tenant subscription that consumed it.
     pub subscription: String,
@@ -32,9 +58,28 @@ pub struct UsageRecord {
     /// The user's resource tags, if any.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// The record's `additionalInfo` (OS type, image type, ...), values as text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub additional_info: BTreeMap<String, String>,
+    /// The cost the source gives, for pass-through pricing (`None` for Azure Stack Hub usage, which CMS prices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<SourceCost>,
+    /// Changes made after the record's period was invoiced (see the module documentation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adjustments: Vec<Adjustment>,
 }
 
 impl UsageRecord {
+    /// The quantity as it stood when the invoice of `period` was built: deltas billed in later periods
+    /// are taken out. With `None`, the quantity before any adjustment (what the record's own period was
+    /// invoiced on).
+    pub fn quantity_as_billed_in(&self, period: Option<&Period>) -> Decimal {
+        self.adjustments
+            .iter()
+            .filter(|adjustment| period.is_none_or(|period| adjustment.billed_in.start > period.start))
+            .fold(self.quantity, |quantity, adjustment| quantity - adjustment.delta)
+    }
+
     /// The natural key.
     pub fn key(&self) -> UsageKey {
         UsageKey {

@@ -42,21 +42,13 @@ const CORRECTION_SAMPLES: usize = 100;
 
 /// Exact conversion of a quantity to micro-units, when it has at most 6 fraction digits and fits.
 pub fn to_micros(quantity: Decimal) -> Option<i64> {
-    let quantity = if quantity.scale() > MICRO_SCALE {
-        quantity.normalize()
-    } else {
-        quantity
-    };
+    let quantity = if quantity.scale() > MICRO_SCALE { quantity.normalize() } else { quantity };
     let scale = quantity.scale();
     if scale > MICRO_SCALE {
         return None;
     }
-    let micros = quantity
-        .mantissa()
-        .checked_mul(10_i128.pow(MICRO_SCALE - scale))?;
-    i64::try_from(micros)
-        .ok()
-        .filter(|&value| value != EMPTY && value != SPILLED)
+    let micros = quantity.mantissa().checked_mul(10_i128.pow(MICRO_SCALE - scale))?;
+    i64::try_from(micros).ok().filter(|&value| value != EMPTY && value != SPILLED)
 }
 
 /// A quantity of micro-units back as a decimal at scale 6.
@@ -219,8 +211,7 @@ impl IngestStats {
         self.before_period += other.before_period;
         self.after_period += other.after_period;
         let room = CORRECTION_SAMPLES.saturating_sub(self.correction_samples.len());
-        self.correction_samples
-            .extend(other.correction_samples.iter().take(room).cloned());
+        self.correction_samples.extend(other.correction_samples.iter().take(room).cloned());
     }
 }
 
@@ -323,11 +314,7 @@ impl UsageAccumulator {
                 chrono::DateTime::from_timestamp(seconds, 0)
                     .map_or_else(|| seconds.to_string(), |t| t.to_rfc3339())
             };
-            return Err(CmsError::BadInterval {
-                at: at(),
-                start: show(row.start),
-                end: show(row.end),
-            });
+            return Err(CmsError::BadInterval { at: at(), start: show(row.start), end: show(row.end) });
         }
         self.stats.rows += 1;
         if row.start < self.start {
@@ -377,26 +364,16 @@ impl UsageAccumulator {
     }
 
     fn series_index(&mut self, subscription: &str, meter: MeterId, resource: &str, location: &str) -> u32 {
-        let lookup = SeriesKeyRef {
-            subscription,
-            meter,
-            resource,
-        };
+        let lookup = SeriesKeyRef { subscription, meter, resource };
         if let Some(&index) = self.index.get(&lookup) {
             return index;
         }
-        let subscription_index = intern_folded(
-            &mut self.subscriptions,
-            &mut self.subscription_names,
-            subscription,
-        );
+        let subscription_index =
+            intern_folded(&mut self.subscriptions, &mut self.subscription_names, subscription);
         let location_index = intern(&mut self.locations, &mut self.location_names, location);
         let index = next_index(self.series.len());
-        let key = SeriesKey {
-            subscription: Folded(subscription.into()),
-            meter,
-            resource: Folded(resource.into()),
-        };
+        let key =
+            SeriesKey { subscription: Folded(subscription.into()), meter, resource: Folded(resource.into()) };
         self.index.insert(key.clone(), index);
         self.keys.push(key);
         self.series.push(Series {
@@ -414,10 +391,7 @@ impl UsageAccumulator {
         if other.period != self.period {
             return Err(CmsError::InvalidPeriod {
                 text: other.period.to_string(),
-                reason: format!(
-                    "cannot merge usage of {} into usage of {}",
-                    other.period, self.period
-                ),
+                reason: format!("cannot merge usage of {} into usage of {}", other.period, self.period),
             });
         }
         let mut extra = IngestStats::default();
@@ -509,12 +483,7 @@ impl UsageAccumulator {
                 quantity,
             })
             .collect();
-        Quantities {
-            period: self.period,
-            by_meter,
-            by_series,
-            stats: self.stats,
-        }
+        Quantities { period: self.period, by_meter, by_series, stats: self.stats }
     }
 }
 
@@ -553,11 +522,7 @@ fn intern(map: &mut HashMap<Box<str>, u32>, names: &mut Vec<Box<str>>, text: &st
 
 fn slot_value(raw: i64, spilled: &BTreeMap<u32, Decimal>, slot: usize) -> Decimal {
     if raw == SPILLED {
-        u32::try_from(slot)
-            .ok()
-            .and_then(|slot| spilled.get(&slot))
-            .copied()
-            .unwrap_or_default()
+        u32::try_from(slot).ok().and_then(|slot| spilled.get(&slot)).copied().unwrap_or_default()
     } else {
         from_micros(i128::from(raw))
     }
@@ -565,9 +530,7 @@ fn slot_value(raw: i64, spilled: &BTreeMap<u32, Decimal>, slot: usize) -> Decima
 
 /// Store `value` in an hourly slot; returns the value it replaced, if any.
 fn put_hourly(series: &mut Series, hours: usize, slot: usize, value: Decimal) -> Option<Decimal> {
-    let slots = series
-        .hourly
-        .get_or_insert_with(|| vec![EMPTY; hours].into_boxed_slice());
+    let slots = series.hourly.get_or_insert_with(|| vec![EMPTY; hours].into_boxed_slice());
     let raw = slots[slot];
     let previous = (raw != EMPTY).then(|| slot_value(raw, &series.spilled, slot));
     let slot_key = u32::try_from(slot).unwrap_or(u32::MAX);
@@ -653,9 +616,7 @@ mod tests {
     fn run(rows: &[Row]) -> UsageAccumulator {
         let mut accumulator = UsageAccumulator::new(october());
         for row in rows {
-            accumulator
-                .ingest(&row.borrow(), || Location::whole("test"))
-                .unwrap();
+            accumulator.ingest(&row.borrow(), || Location::whole("test")).unwrap();
         }
         accumulator
     }
@@ -665,48 +626,21 @@ mod tests {
         let mut accumulator = UsageAccumulator::new(october());
         let first = row("s", 0, "2.5");
         let at = || Location::whole("t");
-        assert_eq!(
-            accumulator.ingest(&first.borrow(), at).unwrap(),
-            Outcome::Accepted
-        );
-        assert_eq!(
-            accumulator.ingest(&first.borrow(), at).unwrap(),
-            Outcome::Duplicate
-        );
+        assert_eq!(accumulator.ingest(&first.borrow(), at).unwrap(), Outcome::Accepted);
+        assert_eq!(accumulator.ingest(&first.borrow(), at).unwrap(), Outcome::Duplicate);
         let same_value = row("S", 0, "2.50");
-        assert_eq!(
-            accumulator.ingest(&same_value.borrow(), at).unwrap(),
-            Outcome::Duplicate
-        );
+        assert_eq!(accumulator.ingest(&same_value.borrow(), at).unwrap(), Outcome::Duplicate);
         let corrected = row("s", 0, "3");
-        assert_eq!(
-            accumulator.ingest(&corrected.borrow(), at).unwrap(),
-            Outcome::Correction
-        );
+        assert_eq!(accumulator.ingest(&corrected.borrow(), at).unwrap(), Outcome::Correction);
         let late = row("s", -1, "1");
-        assert_eq!(
-            accumulator.ingest(&late.borrow(), at).unwrap(),
-            Outcome::BeforePeriod
-        );
+        assert_eq!(accumulator.ingest(&late.borrow(), at).unwrap(), Outcome::BeforePeriod);
         let next = row("s", 744, "1");
-        assert_eq!(
-            accumulator.ingest(&next.borrow(), at).unwrap(),
-            Outcome::AfterPeriod
-        );
+        assert_eq!(accumulator.ingest(&next.borrow(), at).unwrap(), Outcome::AfterPeriod);
         let last_hour = row("s", 743, "1");
-        assert_eq!(
-            accumulator.ingest(&last_hour.borrow(), at).unwrap(),
-            Outcome::Accepted
-        );
+        assert_eq!(accumulator.ingest(&last_hour.borrow(), at).unwrap(), Outcome::Accepted);
         let stats = accumulator.stats().clone();
-        assert_eq!(
-            (stats.rows, stats.accepted, stats.duplicates, stats.corrections),
-            (7, 2, 2, 1)
-        );
-        assert_eq!(
-            stats.correction_samples[0].old_quantity,
-            parse_decimal("2.5").unwrap()
-        );
+        assert_eq!((stats.rows, stats.accepted, stats.duplicates, stats.corrections), (7, 2, 2, 1));
+        assert_eq!(stats.correction_samples[0].old_quantity, parse_decimal("2.5").unwrap());
         let quantities = accumulator.finish();
         assert_eq!(quantities.by_meter.len(), 1);
         assert_eq!(quantities.by_meter[0].quantity, parse_decimal("4").unwrap());
@@ -718,47 +652,27 @@ mod tests {
         let mut accumulator = UsageAccumulator::new(october());
         let mut daily = row("s", 0, "24");
         daily.end = daily.start + 86_400;
-        accumulator
-            .ingest(&daily.borrow(), || Location::whole("t"))
-            .unwrap();
-        accumulator
-            .ingest(&daily.borrow(), || Location::whole("t"))
-            .unwrap();
+        accumulator.ingest(&daily.borrow(), || Location::whole("t")).unwrap();
+        accumulator.ingest(&daily.borrow(), || Location::whole("t")).unwrap();
         let mut minute = row("s", 0, "0.25");
         minute.start += 60;
         minute.end = minute.start + 60;
-        accumulator
-            .ingest(&minute.borrow(), || Location::whole("t"))
-            .unwrap();
+        accumulator.ingest(&minute.borrow(), || Location::whole("t")).unwrap();
         let mut backwards = row("s", 3, "1");
         backwards.end = backwards.start;
-        let error = accumulator
-            .ingest(&backwards.borrow(), || Location::line("usage.csv", 9))
-            .unwrap_err();
+        let error = accumulator.ingest(&backwards.borrow(), || Location::line("usage.csv", 9)).unwrap_err();
         assert_eq!(error.code(), "bad_interval");
         assert!(error.to_string().starts_with("usage.csv line 9"));
-        assert_eq!(
-            accumulator.finish().by_meter[0].quantity,
-            parse_decimal("24.25").unwrap()
-        );
+        assert_eq!(accumulator.finish().by_meter[0].quantity, parse_decimal("24.25").unwrap());
     }
 
     #[test]
     fn micro_units_are_exact() {
         for text in ["0", "1", "2.4000000000", "0.000001", "-3.5", "9223372.036854"] {
             let value = parse_decimal(text).unwrap();
-            assert_eq!(
-                from_micros(i128::from(to_micros(value).unwrap())),
-                value,
-                "{text}"
-            );
+            assert_eq!(from_micros(i128::from(to_micros(value).unwrap())), value, "{text}");
         }
-        for text in [
-            "0.0000001",
-            "9223372036854.775808",
-            "1e20",
-            "-9223372036854.775808",
-        ] {
+        for text in ["0.0000001", "9223372036854.775808", "1e20", "-9223372036854.775808"] {
             assert_eq!(to_micros(parse_decimal(text).unwrap()), None, "{text}");
         }
     }
