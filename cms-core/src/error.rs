@@ -243,18 +243,14 @@ pub enum CmsError {
         what: String,
     },
     /// One subscription reports both hourly and daily usage in one period; mixing would double count.
-    #[error("{at}: subscription {subscription} mixes {found} usage with {existing} usage in {period}")]
+    #[error("{at}: subscription {subscription} would mix granularities: {detail}")]
     MixedGranularity {
         /// The record that would mix.
         at: Location,
         /// The subscription.
         subscription: String,
-        /// The period.
-        period: String,
-        /// Granularity already stored for the subscription in the period.
-        existing: String,
-        /// Granularity of the new record.
-        found: String,
+        /// Which granularities, in which period.
+        detail: String,
     },
     /// Usage arrived for a period invoiced longer ago than the look-back window allows.
     #[error(
