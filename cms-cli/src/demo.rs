@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use cms_core::CmsError;
 use cms_core::Decimal;
-use cms_core::billing::{BillingRules, MonthEndReport};
+use cms_core::billing::{BillingRules, MonthEndReport, NotBilledReason};
 use cms_core::engine::{Cms, Event, PLATFORM_ID};
 use cms_core::model::hierarchy::NodeKind;
 use cms_core::model::meter::MeterId;
@@ -20,7 +20,7 @@ use cms_core::model::pricing::{CommissionPlan, PriceList};
 use cms_core::model::tiers::{Tier, TierMode};
 use cms_core::model::time::Period;
 use cms_core::model::usage::UsageRecord;
-use cms_core::source::PageBytesSource;
+use cms_core::source::{PageBytesSource, PageOrigin};
 use cms_core::store::{MemoryStore, Store};
 
 use crate::tables::table;
@@ -190,12 +190,14 @@ pub fn run() -> Result<(), CmsError> {
     )]);
     let pulled = cms.pull(&mut source)?;
     println!(
-        "\nUsage API sample page: {} record(s) on {} page(s): {} stored, {} duplicate(s), {} unknown meter(s)",
-        pulled.records,
+        "\nUsage API sample page: {} record(s) on {} page(s): {} stored, {} duplicate(s), {} unknown meter(s), \
+         {} record(s) of a meter not priced by default (double counting)",
+        pulled.received,
         pulled.pages,
-        pulled.write.inserted,
-        pulled.write.duplicates,
-        pulled.unknown_meters.len()
+        pulled.stored,
+        pulled.duplicates,
+        pulled.unknown_meters.len(),
+        pulled.double_counting
     );
     let period = Period::month(2025, 3)?;
     let mut page_records = Vec::new();
@@ -204,12 +206,12 @@ pub fn run() -> Result<(), CmsError> {
         Ok(())
     })?;
     let month = steady_month(&page_records, period);
-    let write = cms.ingest(&month)?;
+    let write = cms.ingest(&month, &PageOrigin::named("steady month"))?;
     println!(
         "Steady month (each resource's latest hour repeated over {period}): {} record(s): {} stored, {} duplicate(s) \
          (the page's own hours), {} correction(s)",
         month.len(),
-        write.inserted,
+        write.stored,
         write.duplicates,
         write.corrections.len()
     );
@@ -304,17 +306,18 @@ fn print_statements(report: &MonthEndReport) {
 }
 
 fn print_unpriced(report: &MonthEndReport, name: &dyn Fn(&str) -> String) {
-    if !report.unpriced.is_empty() {
-        println!("\nNot billed (no price list prices the meter)");
+    if !report.not_billed.is_empty() {
+        println!("\nNot billed");
         let rows = report
-            .unpriced
+            .not_billed
             .iter()
             .map(|entry| {
-                let why = entry
-                    .meter
-                    .info()
-                    .filter(|info| info.double_counts())
-                    .map_or("", |_| "double counts with core-hours");
+                let why = match entry.reason {
+                    NotBilledReason::NoPrice => "no price list prices the meter",
+                    NotBilledReason::DoubleCounts => "double counts with the core-hour meters",
+                    NotBilledReason::UnknownSubscription => "subscription not in the channel",
+                    NotBilledReason::NoExchangeRate => "no exchange rate",
+                };
                 let meter_name = entry.meter.info().map_or("unknown meter", |info| info.name);
                 vec![
                     name(&entry.subscription),

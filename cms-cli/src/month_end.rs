@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use cms_core::CmsError;
+use cms_core::billing::NotBilledReason;
 use cms_core::formats::workload::{self, OutputSinks, WorkloadInputs};
 
 use crate::io_error;
@@ -35,8 +36,10 @@ pub fn run(data: &Path, out: &Path, strict: bool) -> Result<(), CmsError> {
         commission: &mut open(&data.join("commission.csv"))?,
         usage: &mut open(&data.join("usage.csv"))?,
     })?;
-    if let Some(first) = report.unpriced.first() {
-        let rows = report.unpriced.len();
+    let unpriced: Vec<_> =
+        report.not_billed.iter().filter(|entry| entry.reason == NotBilledReason::NoPrice).collect();
+    if let Some(first) = unpriced.first() {
+        let rows = unpriced.len();
         if strict {
             return Err(CmsError::UnpricedMeter {
                 meter: first.meter.canonical(),
@@ -47,7 +50,7 @@ pub fn run(data: &Path, out: &Path, strict: bool) -> Result<(), CmsError> {
         eprintln!(
             "warning: {rows} (subscription, meter) pair(s) have usage but no price and were not billed:"
         );
-        for entry in report.unpriced.iter().take(10) {
+        for entry in unpriced.iter().take(10) {
             eprintln!("  {} {} quantity {}", entry.subscription, entry.meter, entry.quantity);
         }
     }

@@ -166,7 +166,7 @@ fn demo_prints_invoices_and_statements() {
         "Commission statements 2025-03",
         "bands-contoso",
         "Distributor overrides 2025-03",
-        "double counts with core-hours",
+        "double counts with the core-hour meters",
         "20 duplicate(s)",
     ] {
         assert!(text.contains(expected), "demo output lacks {expected:?}:\n{text}");

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Event;
 use crate::error::CmsError;
-use crate::model::time::Period;
+use crate::model::time::{Instant, Period};
 use crate::model::usage::{UsageKey, UsageRecord};
 use crate::source::Checkpoint;
 
@@ -60,6 +60,18 @@ pub trait Store {
 
     /// Every checkpoint, one per (region, subscriber).
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError>;
+
+    /// The stored record with this natural key (subscription and resource compared ignoring ASCII case).
+    fn usage(&self, key: &UsageKey) -> Result<Option<UsageRecord>, CmsError>;
+
+    /// The interval `(start, end)` of any one stored record of `subscription` (ignoring ASCII case) whose
+    /// usage starts in `period` and that carries no source cost: what the engine needs to keep one
+    /// granularity per subscription and period.
+    fn sample_interval(
+        &self,
+        subscription: &str,
+        period: &Period,
+    ) -> Result<Option<(Instant, Instant)>, CmsError>;
 
     /// Visit every stored record whose usage start is in `period`.
     fn for_each_usage(
@@ -138,6 +150,36 @@ impl Store for MemoryStore {
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError> {
         Ok(self.checkpoints.values().cloned().collect())
+    }
+
+    fn usage(&self, key: &UsageKey) -> Result<Option<UsageRecord>, CmsError> {
+        let folded = UsageKey {
+            subscription: key.subscription.to_ascii_lowercase(),
+            resource_uri: key.resource_uri.to_ascii_lowercase(),
+            ..key.clone()
+        };
+        Ok(self.usage.get(&folded).cloned())
+    }
+
+    fn sample_interval(
+        &self,
+        subscription: &str,
+        period: &Period,
+    ) -> Result<Option<(Instant, Instant)>, CmsError> {
+        let subscription = subscription.to_ascii_lowercase();
+        let from = UsageKey {
+            subscription: subscription.clone(),
+            meter: crate::model::meter::MeterId::from_u128(0),
+            start: Instant::MIN_UTC,
+            end: Instant::MIN_UTC,
+            resource_uri: String::new(),
+        };
+        Ok(self
+            .usage
+            .range(from..)
+            .take_while(|(key, _)| key.subscription == subscription)
+            .find(|(_, record)| record.cost.is_none() && period.contains(record.start))
+            .map(|(_, record)| (record.start, record.end)))
     }
 
     fn for_each_usage(
@@ -221,7 +263,27 @@ pub mod conformance {
             "a checkpoint replaces its predecessor",
         )?;
 
+        let stored = store.usage(&record("SUB-A", 1, "0").key()).map_err(|error| error.to_string())?;
+        check(
+            stored.is_some_and(|found| found.quantity == parse_decimal("2.25").unwrap_or_default()),
+            "usage by key",
+        )?;
+        check(
+            store.usage(&record("sub-z", 1, "0").key()).map_err(|error| error.to_string())?.is_none(),
+            "no such key",
+        )?;
+
         let october = Period::month(2026, 10).map_err(|error| error.to_string())?;
+        let sample = store.sample_interval("SUB-B", &october).map_err(|error| error.to_string())?;
+        check(
+            sample.is_some_and(|(start, end)| end - start == chrono::Duration::hours(1)),
+            "a sample interval",
+        )?;
+        let september = Period::month(2026, 9).map_err(|error| error.to_string())?;
+        check(
+            store.sample_interval("sub-b", &september).map_err(|error| error.to_string())?.is_none(),
+            "none outside",
+        )?;
         let mut total = Decimal::ZERO;
         let mut count = 0;
         store

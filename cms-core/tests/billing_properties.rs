@@ -137,7 +137,7 @@ proptest! {
         }
         let mode = if scenario.half_even { RoundingMode::HalfEven } else { RoundingMode::HalfAwayFromZero };
         let rounding = Rounding::new(2, mode);
-        let report = bill(&hierarchy, &terms, BillingRules { mode, scale: Some(2) }, &accumulator.finish()).unwrap();
+        let report = bill(&hierarchy, &terms, BillingRules { mode, scale: Some(2), price_double_counting: false }, &accumulator.finish()).unwrap();
 
         for invoice in &report.invoices {
             prop_assert_eq!(invoice.total, invoice.lines.iter().map(|line| line.amount).sum::<Decimal>());

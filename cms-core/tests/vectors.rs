@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use cms_core::CmsError;
+use cms_core::billing::NotBilledReason;
 use cms_core::formats::usage_api::parse_page;
 use cms_core::formats::workload::{self, OutputSinks, WorkloadInputs};
 use cms_core::model::meter::MeterId;
@@ -143,9 +144,10 @@ fn run_month_end(case: &Value) -> Value {
                 "commissions.csv": string(commissions),
                 "overrides.csv": string(overrides),
             });
-            if !report.unpriced.is_empty() {
-                out["unpriced"] = report
-                    .unpriced
+            let unpriced: Vec<_> =
+                report.not_billed.iter().filter(|entry| entry.reason == NotBilledReason::NoPrice).collect();
+            if !unpriced.is_empty() {
+                out["unpriced"] = unpriced
                     .iter()
                     .map(|entry| {
                         json!([

@@ -4,6 +4,7 @@
 pub mod month_end;
 
 pub use month_end::{
-    BillingRules, CommissionStatement, Invoice, InvoiceLine, MonthEndReport, OverrideStatement,
-    TenantRevenue, UnpricedUsage, bill,
+    AdjustmentQuantity, BillingInput, BillingRules, CommissionStatement, Invoice, InvoiceLine, LineKind,
+    MonthEndReport, NotBilled, NotBilledReason, OverrideStatement, PassThroughCharge, TenantRevenue, bill,
+    bill_with,
 };

@@ -8,22 +8,30 @@
 //!   revenue, rounded;
 //! - distributor override = its rate x the revenue of its whole network (every tenant below it), rounded.
 //!
-//! Usage of meters that no price list prices is not billed and comes back in [`MonthEndReport::unpriced`],
-//! so the caller can refuse or report it.
+//! Usage that is not billed comes back in [`MonthEndReport::not_billed`] with the reason (no price, a meter
+//! that double counts, a subscription outside the channel, no exchange rate), so the caller can refuse or
+//! report it.
+//!
+//! Two more kinds of line join the usage lines ([`BillingInput`]):
+//! - adjustments: usage that arrived (or was corrected) after an earlier period was invoiced, billed here
+//!   as `round(price(quantity after)) - round(price(quantity before))` for that (subscription, meter,
+//!   period), so the invoiced amounts of a line always add up to the re-rated line;
+//! - pass-through charges: costs given by the source (FOCUS data of other clouds), billed as
+//!   `cost x exchange rate x (1 + uplift)` with the uplift of the most specific price list that has one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CmsError, Location};
+use crate::error::CmsError;
 use crate::model::hierarchy::{Hierarchy, NodeIndex, NodeKind};
-use crate::model::meter::MeterId;
+use crate::model::meter::{MeterId, MeterInfo};
 use crate::model::money::{Currency, Rounding, RoundingMode};
-use crate::model::terms::CommercialTerms;
+use crate::model::terms::{CommercialTerms, ResolvedPrice};
 use crate::model::tiers::{BandAmount, checked_mul};
 use crate::model::time::Period;
-use crate::rating::{IngestStats, Quantities};
+use crate::rating::{IngestStats, MeterQuantity, Quantities};
 
 /// How shown amounts are rounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -32,10 +40,15 @@ pub struct BillingRules {
     pub mode: RoundingMode,
     /// Digits after the point; `None` uses each currency's minor unit.
     pub scale: Option<u32>,
+    /// Price meters that double count with others (VM size hours) when a list prices them. Off by default:
+    /// their usage is reported as not billed.
+    #[serde(default)]
+    pub price_double_counting: bool,
 }
 
 impl BillingRules {
-    fn rounding(&self, currency: Currency) -> Rounding {
+    /// The rounding of shown amounts in `currency`.
+    pub fn rounding(&self, currency: Currency) -> Rounding {
         Rounding::new(self.scale.unwrap_or(currency.minor_unit), self.mode)
     }
 }
@@ -57,6 +70,30 @@ pub struct InvoiceLine {
     pub amount_exact: Decimal,
     /// Rounded amount, as shown.
     pub amount: Decimal,
+    /// What kind of line this is (serialised flat: `"kind": "usage"`, or `"adjustment"` with `adjusts`).
+    #[serde(flatten)]
+    pub kind: LineKind,
+}
+
+/// Kinds of invoice line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LineKind {
+    /// Usage of the invoice's period, priced by the meter's tiers.
+    #[default]
+    Usage,
+    /// Late or corrected usage of an earlier, already invoiced period.
+    Adjustment {
+        /// The period the usage belongs to.
+        adjusts: Period,
+    },
+    /// A cost given by the source, passed through with an uplift.
+    PassThrough {
+        /// The uplift applied (0.08 for 8 %).
+        uplift: Decimal,
+        /// The exchange rate applied to the source currency.
+        fx_rate: Decimal,
+    },
 }
 
 /// A tenant's invoice for a period.
@@ -123,15 +160,74 @@ pub struct OverrideStatement {
     pub amount: Decimal,
 }
 
-/// Usage that no price list prices: not billed, reported.
+/// Why usage was not billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotBilledReason {
+    /// No price list reaching the subscription prices the meter.
+    NoPrice,
+    /// The meter counts what other meters already count (VM size hours); not priced unless the rules say so.
+    DoubleCounts,
+    /// The subscription is not in the channel (yet): its usage is kept until it is onboarded.
+    UnknownSubscription,
+    /// A pass-through cost is in a currency with no exchange rate into the list's currency.
+    NoExchangeRate,
+}
+
+/// Usage that was not billed, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnpricedUsage {
+pub struct NotBilled {
     /// Subscription.
     pub subscription: String,
     /// Meter.
     pub meter: MeterId,
     /// Monthly quantity.
     pub quantity: Decimal,
+    /// Why.
+    pub reason: NotBilledReason,
+}
+
+/// The quantities of one (subscription, meter) of an earlier period before and after the changes billed now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdjustmentQuantity {
+    /// Subscription.
+    pub subscription: String,
+    /// Meter.
+    pub meter: MeterId,
+    /// The earlier period.
+    pub period: Period,
+    /// Its quantity as invoiced so far.
+    pub before: Decimal,
+    /// Its quantity with the changes billed now.
+    pub after: Decimal,
+}
+
+/// A pass-through charge: quantity and cost given by the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassThroughCharge {
+    /// Subscription.
+    pub subscription: String,
+    /// Meter (for FOCUS data, derived from the SKU).
+    pub meter: MeterId,
+    /// Unit of quantity.
+    pub unit: String,
+    /// Quantity.
+    pub quantity: Decimal,
+    /// Cost in the source currency.
+    pub cost: Decimal,
+    /// The source currency.
+    pub currency: Currency,
+}
+
+/// Everything to bill for a period.
+#[derive(Debug, Clone, Copy)]
+pub struct BillingInput<'a> {
+    /// Deduplicated usage quantities of the period.
+    pub quantities: &'a Quantities,
+    /// Changes to earlier, invoiced periods, billed in this one.
+    pub adjustments: &'a [AdjustmentQuantity],
+    /// Costs passed through.
+    pub pass_through: &'a [PassThroughCharge],
 }
 
 /// Everything a month-end produces.
@@ -145,8 +241,8 @@ pub struct MonthEndReport {
     pub commissions: Vec<CommissionStatement>,
     /// Override statements sorted by distributor id.
     pub overrides: Vec<OverrideStatement>,
-    /// Usage not billed for want of a price, sorted by subscription and meter.
-    pub unpriced: Vec<UnpricedUsage>,
+    /// Usage not billed, with the reason, sorted by subscription and meter.
+    pub not_billed: Vec<NotBilled>,
     /// What ingestion did.
     pub stats: IngestStats,
 }
@@ -154,72 +250,156 @@ pub struct MonthEndReport {
 /// Finds subscription nodes by id, exactly or ignoring ASCII case (subscription GUIDs are case-insensitive).
 struct SubscriptionLookup<'a> {
     hierarchy: &'a Hierarchy,
-    folded: HashMap<String, NodeIndex>,
 }
 
 impl<'a> SubscriptionLookup<'a> {
     fn new(hierarchy: &'a Hierarchy) -> Self {
-        let folded = hierarchy
-            .nodes()
-            .filter(|(_, node)| node.kind == NodeKind::Subscription)
-            .map(|(index, node)| (node.id.to_ascii_lowercase(), index))
-            .collect();
-        Self { hierarchy, folded }
+        Self { hierarchy }
     }
 
     fn find(&self, id: &str) -> Option<NodeIndex> {
         self.hierarchy
-            .find(id)
+            .find_ignoring_case(id)
             .filter(|&index| self.hierarchy.node(index).kind == NodeKind::Subscription)
-            .or_else(|| self.folded.get(&id.to_ascii_lowercase()).copied())
     }
 }
 
-/// Bill a period: rate `quantities` with `terms` over `hierarchy` and build every document.
+/// Bill a period from its usage quantities only (no adjustments, no pass-through charges).
 pub fn bill(
     hierarchy: &Hierarchy,
     terms: &CommercialTerms,
     rules: BillingRules,
     quantities: &Quantities,
 ) -> Result<MonthEndReport, CmsError> {
-    let lookup = SubscriptionLookup::new(hierarchy);
-    let mut invoices: BTreeMap<NodeIndex, Invoice> = BTreeMap::new();
-    let mut unpriced = Vec::new();
-    for entry in &quantities.by_meter {
-        let subscription = lookup.find(&entry.subscription).ok_or_else(|| CmsError::UnknownSubscription {
-            at: Location::whole(format!("usage of {}", quantities.period)),
-            subscription: entry.subscription.clone(),
-        })?;
-        let tenant = hierarchy.ancestor_of_kind(subscription, NodeKind::Tenant).ok_or_else(|| {
+    bill_with(hierarchy, terms, rules, BillingInput { quantities, adjustments: &[], pass_through: &[] })
+}
+
+/// Builds invoices line by line.
+struct InvoiceBuilder<'a> {
+    hierarchy: &'a Hierarchy,
+    terms: &'a CommercialTerms,
+    rules: BillingRules,
+    period: Period,
+    lookup: SubscriptionLookup<'a>,
+    invoices: BTreeMap<NodeIndex, Invoice>,
+    not_billed: Vec<NotBilled>,
+}
+
+impl<'a> InvoiceBuilder<'a> {
+    /// The subscription's node and its tenant, or `None` (reported) when the subscription is not in the channel.
+    fn place(
+        &mut self,
+        subscription: &str,
+        meter: MeterId,
+        quantity: Decimal,
+    ) -> Result<Option<(NodeIndex, NodeIndex)>, CmsError> {
+        let Some(node) = self.lookup.find(subscription) else {
+            self.skip(subscription.to_owned(), meter, quantity, NotBilledReason::UnknownSubscription);
+            return Ok(None);
+        };
+        let tenant = self.hierarchy.ancestor_of_kind(node, NodeKind::Tenant).ok_or_else(|| {
             CmsError::InvalidHierarchy {
-                id: entry.subscription.clone(),
+                id: subscription.to_owned(),
                 reason: "subscription is not under a tenant".into(),
                 context: None,
             }
         })?;
-        let Some(resolved) = terms.price(hierarchy, subscription, entry.meter) else {
-            unpriced.push(UnpricedUsage {
-                subscription: hierarchy.node(subscription).id.clone(),
-                meter: entry.meter,
-                quantity: entry.quantity,
-            });
-            continue;
-        };
+        Ok(Some((node, tenant)))
+    }
+
+    fn skip(&mut self, subscription: String, meter: MeterId, quantity: Decimal, reason: NotBilledReason) {
+        self.not_billed.push(NotBilled { subscription, meter, quantity, reason });
+    }
+
+    /// The meter's price for the subscription, or `None` (reported) when it is not billed.
+    fn price(&mut self, node: NodeIndex, meter: MeterId, quantity: Decimal) -> Option<ResolvedPrice<'a>> {
+        let (hierarchy, terms) = (self.hierarchy, self.terms);
+        let id = hierarchy.node(node).id.clone();
+        if !self.rules.price_double_counting && meter.info().is_some_and(MeterInfo::double_counts) {
+            self.skip(id, meter, quantity, NotBilledReason::DoubleCounts);
+            return None;
+        }
+        let resolved = terms.price(hierarchy, node, meter);
+        if resolved.is_none() {
+            self.skip(id, meter, quantity, NotBilledReason::NoPrice);
+        }
+        resolved
+    }
+
+    fn add_usage(&mut self, entry: &MeterQuantity) -> Result<(), CmsError> {
+        let Some((node, tenant)) = self.place(&entry.subscription, entry.meter, entry.quantity)? else { return Ok(()) };
+        let Some(resolved) = self.price(node, entry.meter, entry.quantity) else { return Ok(()) };
         let currency = resolved.list.currency;
         let amount_exact = resolved.price.amount(entry.quantity)?;
         let line = InvoiceLine {
-            subscription: hierarchy.node(subscription).id.clone(),
+            subscription: self.hierarchy.node(node).id.clone(),
             meter: entry.meter,
             unit: resolved.price.unit.clone(),
             quantity: entry.quantity,
             price_list: resolved.list.id.clone(),
             amount_exact,
-            amount: rules.rounding(currency).apply(amount_exact),
+            amount: self.rules.rounding(currency).apply(amount_exact),
+            kind: LineKind::Usage,
         };
-        let invoice = invoices.entry(tenant).or_insert_with(|| Invoice {
+        self.push(tenant, currency, line)
+    }
+
+    fn add_adjustment(&mut self, change: &AdjustmentQuantity) -> Result<(), CmsError> {
+        let delta = change.after - change.before;
+        let Some((node, tenant)) = self.place(&change.subscription, change.meter, delta)? else { return Ok(()) };
+        let Some(resolved) = self.price(node, change.meter, delta) else { return Ok(()) };
+        let currency = resolved.list.currency;
+        let rounding = self.rules.rounding(currency);
+        let before = resolved.price.amount(change.before)?;
+        let after = resolved.price.amount(change.after)?;
+        let line = InvoiceLine {
+            subscription: self.hierarchy.node(node).id.clone(),
+            meter: change.meter,
+            unit: resolved.price.unit.clone(),
+            quantity: delta,
+            price_list: resolved.list.id.clone(),
+            amount_exact: after - before,
+            amount: rounding.apply(after) - rounding.apply(before),
+            kind: LineKind::Adjustment { adjusts: change.period },
+        };
+        self.push(tenant, currency, line)
+    }
+
+    fn add_pass_through(&mut self, charge: &PassThroughCharge) -> Result<(), CmsError> {
+        let Some((node, tenant)) = self.place(&charge.subscription, charge.meter, charge.quantity)? else {
+            return Ok(());
+        };
+        let id = self.hierarchy.node(node).id.clone();
+        let Some(list) = self.terms.pass_through(self.hierarchy, node) else {
+            self.skip(id, charge.meter, charge.quantity, NotBilledReason::NoPrice);
+            return Ok(());
+        };
+        let Some(fx_rate) = self.terms.fx.rate(charge.currency, list.currency, self.period.start) else {
+            self.skip(id, charge.meter, charge.quantity, NotBilledReason::NoExchangeRate);
+            return Ok(());
+        };
+        let uplift = list.pass_through_uplift.unwrap_or_default();
+        let amount_exact = checked_mul(checked_mul(charge.cost, fx_rate)?, Decimal::ONE + uplift)?;
+        let line = InvoiceLine {
+            subscription: id,
+            meter: charge.meter,
+            unit: charge.unit.clone(),
+            quantity: charge.quantity,
+            price_list: list.id.clone(),
+            amount_exact,
+            amount: self.rules.rounding(list.currency).apply(amount_exact),
+            kind: LineKind::PassThrough { uplift, fx_rate },
+        };
+        let currency = list.currency;
+        self.push(tenant, currency, line)
+    }
+
+    fn push(&mut self, tenant: NodeIndex, currency: Currency, line: InvoiceLine) -> Result<(), CmsError> {
+        let (hierarchy, period) = (self.hierarchy, self.period);
+        let invoice = self.invoices.entry(tenant).or_insert_with(|| Invoice {
             tenant: hierarchy.node(tenant).id.clone(),
             tenant_name: hierarchy.node(tenant).name.clone(),
-            period: quantities.period,
+            period,
             currency,
             lines: Vec::new(),
             total: Decimal::ZERO,
@@ -232,28 +412,68 @@ pub fn bill(
             });
         }
         invoice.lines.push(line);
+        Ok(())
     }
-    let mut invoices: Vec<(NodeIndex, Invoice)> = invoices.into_iter().collect();
+}
+
+/// Bill a period: rate usage, adjustments and pass-through charges with `terms` over `hierarchy` and build
+/// every document.
+pub fn bill_with(
+    hierarchy: &Hierarchy,
+    terms: &CommercialTerms,
+    rules: BillingRules,
+    input: BillingInput<'_>,
+) -> Result<MonthEndReport, CmsError> {
+    let period = input.quantities.period;
+    let mut builder = InvoiceBuilder {
+        hierarchy,
+        terms,
+        rules,
+        period,
+        lookup: SubscriptionLookup::new(hierarchy),
+        invoices: BTreeMap::new(),
+        not_billed: Vec::new(),
+    };
+    for entry in &input.quantities.by_meter {
+        builder.add_usage(entry)?;
+    }
+    for change in input.adjustments {
+        builder.add_adjustment(change)?;
+    }
+    for charge in input.pass_through {
+        builder.add_pass_through(charge)?;
+    }
+
+    let mut not_billed = builder.not_billed;
+    let mut invoices: Vec<(NodeIndex, Invoice)> = builder.invoices.into_iter().collect();
     for (_, invoice) in &mut invoices {
         invoice.lines.sort_by(|left, right| {
-            left.subscription.cmp(&right.subscription).then(left.meter.cmp(&right.meter))
+            let kind_order = |line: &InvoiceLine| match line.kind {
+                LineKind::Usage => (0, None),
+                LineKind::PassThrough { .. } => (1, None),
+                LineKind::Adjustment { adjusts } => (2, Some(adjusts.start)),
+            };
+            kind_order(left)
+                .cmp(&kind_order(right))
+                .then(left.subscription.cmp(&right.subscription))
+                .then(left.meter.cmp(&right.meter))
         });
         invoice.total = invoice.lines.iter().map(|line| line.amount).sum();
         invoice.total.rescale(rules.rounding(invoice.currency).scale);
     }
     invoices.sort_by(|left, right| left.1.tenant.cmp(&right.1.tenant));
 
-    let commissions = commission_statements(hierarchy, terms, rules, quantities.period, &invoices)?;
-    let overrides = override_statements(hierarchy, terms, rules, quantities.period, &invoices)?;
-    unpriced
+    let commissions = commission_statements(hierarchy, terms, rules, period, &invoices)?;
+    let overrides = override_statements(hierarchy, terms, rules, period, &invoices)?;
+    not_billed
         .sort_by(|left, right| left.subscription.cmp(&right.subscription).then(left.meter.cmp(&right.meter)));
     Ok(MonthEndReport {
-        period: quantities.period,
+        period,
         invoices: invoices.into_iter().map(|(_, invoice)| invoice).collect(),
         commissions,
         overrides,
-        unpriced,
-        stats: quantities.stats.clone(),
+        not_billed,
+        stats: input.quantities.stats.clone(),
     })
 }
 

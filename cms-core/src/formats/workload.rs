@@ -97,7 +97,11 @@ pub fn read_plan(bytes: &[u8], source: &str) -> Result<WorkloadPlan, CmsError> {
                 reason: "expected a non-negative decimal".into(),
             }
         })?;
-    Ok(WorkloadPlan { period, rules: BillingRules { mode, scale: Some(scale) }, override_rate })
+    Ok(WorkloadPlan {
+        period,
+        rules: BillingRules { mode, scale: Some(scale), price_double_counting: false },
+        override_rate,
+    })
 }
 
 /// Read `hierarchy.csv` into `hierarchy` (nodes with an empty parent go under the platform). Rows may come in

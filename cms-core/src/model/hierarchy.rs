@@ -103,6 +103,7 @@ pub struct Hierarchy {
     parents: Vec<Option<NodeIndex>>,
     children: Vec<Vec<NodeIndex>>,
     index: HashMap<String, NodeIndex>,
+    folded: HashMap<String, NodeIndex>,
     labels: [String; 5],
 }
 
@@ -117,6 +118,7 @@ impl Hierarchy {
         };
         Self {
             index: HashMap::from([(platform_id.to_owned(), NodeIndex(0))]),
+            folded: HashMap::from([(platform_id.to_ascii_lowercase(), NodeIndex(0))]),
             nodes: vec![root],
             parents: vec![None],
             children: vec![Vec::new()],
@@ -203,12 +205,19 @@ impl Hierarchy {
         self.children.push(Vec::new());
         self.children[parent_index.get()].push(index);
         self.index.insert(id.to_owned(), index);
+        self.folded.entry(id.to_ascii_lowercase()).or_insert(index);
         Ok(index)
     }
 
     /// The index of a node id.
     pub fn find(&self, id: &str) -> Option<NodeIndex> {
         self.index.get(id).copied()
+    }
+
+    /// The index of a node id compared ignoring ASCII case (subscription GUIDs are case-insensitive); an
+    /// exact match wins over a folded one.
+    pub fn find_ignoring_case(&self, id: &str) -> Option<NodeIndex> {
+        self.find(id).or_else(|| self.folded.get(&id.to_ascii_lowercase()).copied())
     }
 
     /// The node at an index.

@@ -82,7 +82,7 @@ impl Default for Rounding {
 }
 
 /// A currency: ISO 4217 code and the number of digits of its minor unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Currency {
     code: [u8; 3],
     /// Digits of the minor unit (2 for USD and EUR, 0 for JPY, 3 for BHD).

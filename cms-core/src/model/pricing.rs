@@ -39,12 +39,16 @@ pub struct PriceList {
     pub currency: Currency,
     /// Prices by meter.
     pub prices: BTreeMap<MeterId, MeterPrice>,
+    /// Pass-through pricing of costs given by the source (FOCUS data of other clouds): the cost, converted
+    /// to this list's currency, times `1 + uplift` (0.08 for 8 %). `None`: this list does not price them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_through_uplift: Option<Decimal>,
 }
 
 impl PriceList {
     /// An empty list.
     pub fn new(id: &str, currency: Currency) -> Self {
-        Self { id: id.to_owned(), currency, prices: BTreeMap::new() }
+        Self { id: id.to_owned(), currency, prices: BTreeMap::new(), pass_through_uplift: None }
     }
 
     /// Set a meter's price from tiers `(from, unit price)`.

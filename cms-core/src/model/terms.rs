@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::CmsError;
 use crate::model::hierarchy::{Hierarchy, NodeIndex};
 use crate::model::meter::MeterId;
+use crate::model::money::Currency;
 use crate::model::pricing::{CommissionPlan, MeterPrice, PriceList};
+use crate::model::time::Instant;
 
 /// Price lists, commission plans and override rates, and the nodes they are assigned to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +32,32 @@ pub struct CommercialTerms {
     pub commission_assignments: HashMap<String, String>,
     /// Node id (a distributor, or the platform as the default) -> override rate (0.02 for 2 %).
     pub override_rates: HashMap<String, Decimal>,
+    /// Dated exchange rates.
+    #[serde(default)]
+    pub fx: FxTable,
+}
+
+/// Exchange rates with the instant each takes effect: `1 from = rate to`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FxTable {
+    /// `"FROM/TO"` -> effective from -> rate.
+    pub rates: BTreeMap<String, BTreeMap<Instant, Decimal>>,
+}
+
+impl FxTable {
+    /// Record that from `effective`, one `from` is worth `rate` of `to`.
+    pub fn set(&mut self, from: Currency, to: Currency, effective: Instant, rate: Decimal) {
+        self.rates.entry(format!("{from}/{to}")).or_default().insert(effective, rate);
+    }
+
+    /// The rate in effect at `at` (the latest set at or before it); 1 for a currency into itself.
+    pub fn rate(&self, from: Currency, to: Currency, at: Instant) -> Option<Decimal> {
+        if from == to {
+            return Some(Decimal::ONE);
+        }
+        let dated = self.rates.get(&format!("{from}/{to}"))?;
+        dated.range(..=at).next_back().map(|(_, rate)| *rate)
+    }
 }
 
 /// A resolved price: the list it came from and the meter's price in it.
@@ -89,6 +117,19 @@ impl CommercialTerms {
         hierarchy.ancestry(subscription).find_map(|node| {
             let list = self.price_lists.get(self.price_assignments.get(&hierarchy.node(node).id)?)?;
             Some(ResolvedPrice { list, price: list.price(meter)? })
+        })
+    }
+
+    /// The list that prices pass-through costs for the subscription at `subscription`: the most specific
+    /// list with an uplift.
+    pub fn pass_through<'a>(
+        &'a self,
+        hierarchy: &Hierarchy,
+        subscription: NodeIndex,
+    ) -> Option<&'a PriceList> {
+        hierarchy.ancestry(subscription).find_map(|node| {
+            let list = self.price_lists.get(self.price_assignments.get(&hierarchy.node(node).id)?)?;
+            list.pass_through_uplift.is_some().then_some(list)
         })
     }
 

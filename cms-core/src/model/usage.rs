@@ -26,6 +26,9 @@ pub struct Adjustment {
     pub billed_in: Period,
     /// Quantity added (negative when a correction lowered it).
     pub delta: Decimal,
+    /// The record did not exist before this adjustment (it arrived after the close).
+    #[serde(default)]
+    pub new_record: bool,
 }
 
 /// A cost given by the source (FOCUS cost data from other clouds), billed by pass-through pricing instead
@@ -78,6 +81,11 @@ impl UsageRecord {
             .iter()
             .filter(|adjustment| period.is_none_or(|period| adjustment.billed_in.start > period.start))
             .fold(self.quantity, |quantity, adjustment| quantity - adjustment.delta)
+    }
+
+    /// Whether the record existed when its period was closed (false for a record that arrived late).
+    pub fn existed_at_close(&self) -> bool {
+        self.adjustments.first().is_none_or(|first| !first.new_record)
     }
 
     /// The natural key.

@@ -1,24 +1,18 @@
-//! The engine facade: commercial commands become events, events are persisted through a [`Store`] and
-//! applied to the in-memory state; usage goes to the store; month-end rates a period from the store.
-//!
-//! This is the seam later layers hang on: access checks and audit (governance) wrap [`Cms::execute`], the
-//! `SQLite` and `PostgreSQL` stores implement [`Store`], the Usage API client implements [`UsageSource`].
-//! State is rebuilt by replaying events when a store is opened, so a second run continues where the first
-//! stopped.
+//! Commercial events (what commands record and the store persists) and the state they build.
 
+use std::collections::BTreeSet;
+
+use chrono::Datelike;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::billing::{BillingRules, MonthEndReport, bill};
-use crate::error::CmsError;
+use crate::engine::ingest::IngestPolicy;
+use crate::error::{CmsError, Location};
 use crate::model::hierarchy::{Hierarchy, NodeKind};
+use crate::model::money::Currency;
 use crate::model::pricing::{CommissionPlan, PriceList};
 use crate::model::terms::CommercialTerms;
-use crate::model::time::Period;
-use crate::model::usage::UsageRecord;
-use crate::rating::UsageAccumulator;
-use crate::source::{Checkpoint, UsageSource};
-use crate::store::{Store, UsageWrite};
+use crate::model::time::{Instant, Period};
 
 /// The id of the platform root in every engine.
 pub const PLATFORM_ID: &str = "platform";
@@ -83,6 +77,27 @@ pub enum Event {
         /// Rate (0.02 for 2 %).
         rate: Decimal,
     },
+    /// An exchange rate takes effect: from `effective`, one `from` is worth `rate` of `to`.
+    ExchangeRateSet {
+        /// Source currency.
+        from: Currency,
+        /// Target currency.
+        to: Currency,
+        /// When it takes effect.
+        effective: Instant,
+        /// The rate.
+        rate: Decimal,
+    },
+    /// How usage is ingested (exclusions, look-back window) changed.
+    IngestPolicySet {
+        /// The new policy.
+        policy: IngestPolicy,
+    },
+    /// A billing period was invoiced: its invoices are final, later usage of it becomes adjustments.
+    PeriodClosed {
+        /// The period (a calendar month).
+        period: Period,
+    },
 }
 
 /// The state events build: the channel and its commercial terms.
@@ -92,11 +107,20 @@ pub struct State {
     pub hierarchy: Hierarchy,
     /// Price lists, commission plans, override rates and where they apply.
     pub terms: CommercialTerms,
+    /// How usage is ingested.
+    pub ingest_policy: IngestPolicy,
+    /// Periods already invoiced.
+    pub closed_periods: BTreeSet<Period>,
 }
 
 impl Default for State {
     fn default() -> Self {
-        Self { hierarchy: Hierarchy::new(PLATFORM_ID, "Platform"), terms: CommercialTerms::default() }
+        Self {
+            hierarchy: Hierarchy::new(PLATFORM_ID, "Platform"),
+            terms: CommercialTerms::default(),
+            ingest_policy: IngestPolicy::default(),
+            closed_periods: BTreeSet::new(),
+        }
     }
 }
 
@@ -116,7 +140,36 @@ impl State {
                 self.hierarchy.check_add(id, *kind, parent.as_deref(), None).map(drop)
             }
             Event::NodeRenamed { id, .. } => self.node_exists(id),
-            Event::LabelSet { .. } | Event::PriceListPut { .. } | Event::CommissionPlanPut { .. } => Ok(()),
+            Event::LabelSet { .. }
+            | Event::PriceListPut { .. }
+            | Event::CommissionPlanPut { .. }
+            | Event::IngestPolicySet { .. } => Ok(()),
+            Event::ExchangeRateSet { rate, .. } => {
+                if rate.is_sign_negative() || rate.is_zero() {
+                    return Err(CmsError::InvalidValue {
+                        at: Location::whole("exchange rate"),
+                        text: rate.to_string(),
+                        reason: "must be positive".into(),
+                    });
+                }
+                Ok(())
+            }
+            Event::PeriodClosed { period } => {
+                let month = Period::month(period.start.year(), period.start.month())?;
+                if month != *period {
+                    return Err(CmsError::InvalidPeriod {
+                        text: period.to_string(),
+                        reason: "only calendar months are closed".into(),
+                    });
+                }
+                if self.closed_periods.contains(period) {
+                    return Err(CmsError::InvalidPeriod {
+                        text: period.to_string(),
+                        reason: "already closed".into(),
+                    });
+                }
+                Ok(())
+            }
             Event::PriceListAssigned { node, list } => {
                 self.node_exists(node)?;
                 if self.terms.price_lists.contains_key(list) {
@@ -141,7 +194,7 @@ impl State {
                 self.node_exists(node)?;
                 if rate.is_sign_negative() {
                     return Err(CmsError::InvalidValue {
-                        at: crate::error::Location::whole("override rate"),
+                        at: Location::whole("override rate"),
                         text: rate.to_string(),
                         reason: "must not be negative".into(),
                     });
@@ -165,92 +218,14 @@ impl State {
             Event::CommissionPlanPut { plan } => self.terms.put_commission_plan(plan.clone()),
             Event::CommissionPlanAssigned { node, plan } => self.terms.assign_commission_plan(node, plan)?,
             Event::OverrideRateSet { node, rate } => self.terms.set_override_rate(node, *rate),
+            Event::ExchangeRateSet { from, to, effective, rate } => {
+                self.terms.fx.set(*from, *to, *effective, *rate);
+            }
+            Event::IngestPolicySet { policy } => self.ingest_policy = policy.clone(),
+            Event::PeriodClosed { period } => {
+                self.closed_periods.insert(*period);
+            }
         }
         Ok(())
-    }
-}
-
-/// What pulling a usage source did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullSummary {
-    /// Pages read.
-    pub pages: u64,
-    /// Records read.
-    pub records: u64,
-    /// What the store did with them.
-    pub write: UsageWrite,
-    /// Records of meters the catalogue does not know (kept, and flagged here).
-    pub unknown_meters: Vec<crate::model::meter::MeterId>,
-}
-
-/// The engine: state in memory, persisted through `S`.
-pub struct Cms<S: Store> {
-    store: S,
-    state: State,
-}
-
-impl<S: Store> Cms<S> {
-    /// Open an engine on a store, replaying its events.
-    pub fn open(store: S) -> Result<Self, CmsError> {
-        let mut state = State::default();
-        for event in store.events()? {
-            state.apply(&event)?;
-        }
-        Ok(Self { store, state })
-    }
-
-    /// The current state.
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// Check, persist, then apply one command. Refused commands change nothing.
-    pub fn execute(&mut self, event: &Event) -> Result<(), CmsError> {
-        self.state.check(event)?;
-        self.store.append_events(std::slice::from_ref(event))?;
-        self.state.apply(event)
-    }
-
-    /// Store usage records (deduplicated by natural key).
-    pub fn ingest(&mut self, records: &[UsageRecord]) -> Result<UsageWrite, CmsError> {
-        self.store.put_usage(records, None)
-    }
-
-    /// Pull every page of a source into the store. Each page is stored whole or not at all.
-    pub fn pull(&mut self, source: &mut dyn UsageSource) -> Result<PullSummary, CmsError> {
-        let mut summary = PullSummary::default();
-        while let Some(sourced) = source.next_page()? {
-            let page = &sourced.page;
-            summary.pages += 1;
-            summary.records += page.records.len() as u64;
-            for record in &page.records {
-                if record.meter.info().is_none() && !summary.unknown_meters.contains(&record.meter) {
-                    summary.unknown_meters.push(record.meter);
-                }
-            }
-            let write = self.store.put_usage(&page.records, Checkpoint::after(&sourced.origin).as_ref())?;
-            summary.write.inserted += write.inserted;
-            summary.write.duplicates += write.duplicates;
-            summary.write.corrections.extend(write.corrections);
-        }
-        Ok(summary)
-    }
-
-    /// Rate a period from stored usage and build its invoices and statements.
-    pub fn month_end(&self, period: Period, rules: BillingRules) -> Result<MonthEndReport, CmsError> {
-        let mut accumulator = UsageAccumulator::new(period);
-        self.store.for_each_usage(&period, &mut |record| {
-            accumulator
-                .ingest(&record.as_row(), || {
-                    crate::error::Location::whole(format!("stored usage of {}", record.subscription))
-                })
-                .map(drop)
-        })?;
-        bill(&self.state.hierarchy, &self.state.terms, rules, &accumulator.finish())
     }
 }

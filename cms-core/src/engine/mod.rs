@@ -1,0 +1,223 @@
+//! The engine facade: commercial commands become events, events are persisted through a [`Store`] and
+//! applied to the in-memory state; usage goes to the store; month-end rates a period from the store.
+//!
+//! This is the seam later layers hang on: access checks and audit (governance) wrap [`Cms::execute`], the
+//! `SQLite` and `PostgreSQL` stores implement [`Store`], the Usage API client implements [`UsageSource`].
+//! State is rebuilt by replaying events when a store is opened, so a second run continues where the first
+//! stopped.
+
+pub mod events;
+pub mod ingest;
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+pub use events::{Event, PLATFORM_ID, State};
+pub use ingest::{IngestPolicy, IngestSummary, RefusedRecord};
+
+use crate::billing::{
+    AdjustmentQuantity, BillingInput, BillingRules, MonthEndReport, PassThroughCharge, bill_with,
+};
+use crate::error::{CmsError, Location};
+use crate::model::hierarchy::NodeKind;
+use crate::model::meter::MeterId;
+use crate::model::money::Currency;
+use crate::model::time::Period;
+use crate::model::usage::UsageRecord;
+use crate::rating::UsageAccumulator;
+use crate::source::{Checkpoint, Granularity, PageOrigin, UsageSource};
+use crate::store::Store;
+
+/// The engine: state in memory, persisted through `S`.
+pub struct Cms<S: Store> {
+    store: S,
+    state: State,
+}
+
+/// What the ingestion rules need from the store and the channel.
+struct Lookup<'a, S: Store> {
+    store: &'a S,
+    state: &'a State,
+}
+
+impl<S: Store> ingest::IngestLookup for Lookup<'_, S> {
+    fn stored(&self, record: &UsageRecord) -> Result<Option<UsageRecord>, CmsError> {
+        self.store.usage(&record.key())
+    }
+
+    fn stored_granularity(
+        &self,
+        subscription: &str,
+        period: &Period,
+    ) -> Result<Option<Granularity>, CmsError> {
+        Ok(self
+            .store
+            .sample_interval(subscription, period)?
+            .and_then(|(start, end)| ingest::granularity_of(start, end)))
+    }
+
+    fn known_subscription(&self, subscription: &str) -> bool {
+        self.state
+            .hierarchy
+            .find_ignoring_case(subscription)
+            .is_some_and(|index| self.state.hierarchy.node(index).kind == NodeKind::Subscription)
+    }
+}
+
+impl<S: Store> Cms<S> {
+    /// Open an engine on a store, replaying its events.
+    pub fn open(store: S) -> Result<Self, CmsError> {
+        let mut state = State::default();
+        for event in store.events()? {
+            state.apply(&event)?;
+        }
+        Ok(Self { store, state })
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Check, persist, then apply one command. Refused commands change nothing.
+    pub fn execute(&mut self, event: &Event) -> Result<(), CmsError> {
+        self.state.check(event)?;
+        self.store.append_events(std::slice::from_ref(event))?;
+        self.state.apply(event)
+    }
+
+    /// Ingest one batch of usage records (one page): apply the ingestion rules ([`ingest`]), then store what
+    /// they keep, with the checkpoint the batch's origin completes, in one store transaction.
+    pub fn ingest(
+        &mut self,
+        records: &[UsageRecord],
+        origin: &PageOrigin,
+    ) -> Result<IngestSummary, CmsError> {
+        let lookup = Lookup { store: &self.store, state: &self.state };
+        let classified = ingest::classify(
+            records,
+            &origin.name,
+            &self.state.ingest_policy,
+            &self.state.closed_periods,
+            &lookup,
+        )?;
+        let checkpoint = Checkpoint::after(origin);
+        let write = self.store.put_usage(&classified.to_store, checkpoint.as_ref())?;
+        let mut summary = classified.summary;
+        summary.stored = write.inserted;
+        summary.duplicates += write.duplicates;
+        summary.corrections = write.corrections;
+        summary.checkpoints.extend(checkpoint);
+        Ok(summary)
+    }
+
+    /// Pull every page of a source. Each page is stored (or refused) whole, with its checkpoint.
+    pub fn pull(&mut self, source: &mut dyn UsageSource) -> Result<IngestSummary, CmsError> {
+        let mut summary = IngestSummary::default();
+        while let Some(sourced) = source.next_page()? {
+            let mut page = self.ingest(&sourced.page.records, &sourced.origin)?;
+            page.pages = 1;
+            summary.add(page);
+        }
+        Ok(summary)
+    }
+
+    /// Checkpoints of every region and subscriber, for resuming pulls.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError> {
+        self.store.checkpoints()
+    }
+
+    /// Mark a period invoiced: later usage of it becomes adjustments on the next open period.
+    pub fn close_period(&mut self, period: Period) -> Result<(), CmsError> {
+        self.execute(&Event::PeriodClosed { period })
+    }
+
+    /// Rate a period from stored usage and build its invoices and statements: usage of the period (as it
+    /// stood when the period was closed, for a closed period), adjustments of earlier periods billed in this
+    /// one, and pass-through charges.
+    pub fn month_end(&self, period: Period, rules: BillingRules) -> Result<MonthEndReport, CmsError> {
+        let mut accumulator = UsageAccumulator::new(period);
+        let mut pass_through: BTreeMap<(String, MeterId, Currency), PassThroughCharge> = BTreeMap::new();
+        self.store.for_each_usage(&period, &mut |record| {
+            if !record.existed_at_close() {
+                // Arrived after the period was invoiced: billed as an adjustment of a later period.
+                return Ok(());
+            }
+            let quantity = record.quantity_as_billed_in(None);
+            if let Some(cost) = &record.cost {
+                let key = (record.subscription.to_ascii_lowercase(), record.meter, cost.currency);
+                let charge = pass_through.entry(key).or_insert_with(|| PassThroughCharge {
+                    subscription: record.subscription.clone(),
+                    meter: record.meter,
+                    unit: record.additional_info.get("unit").cloned().unwrap_or_default(),
+                    quantity: Decimal::ZERO,
+                    cost: Decimal::ZERO,
+                    currency: cost.currency,
+                });
+                charge.quantity += quantity;
+                charge.cost += cost.amount;
+                return Ok(());
+            }
+            let mut row = record.as_row();
+            row.quantity = quantity;
+            accumulator
+                .ingest(&row, || Location::whole(format!("stored usage of {}", record.subscription)))
+                .map(drop)
+        })?;
+        let adjustments = self.adjustments_billed_in(&period)?;
+        let pass_through: Vec<PassThroughCharge> = pass_through.into_values().collect();
+        let quantities = accumulator.finish();
+        bill_with(
+            &self.state.hierarchy,
+            &self.state.terms,
+            rules,
+            BillingInput { quantities: &quantities, adjustments: &adjustments, pass_through: &pass_through },
+        )
+    }
+
+    /// For each (subscription, meter, earlier period) with changes billed in `period`: its quantity before
+    /// and after them.
+    fn adjustments_billed_in(&self, period: &Period) -> Result<Vec<AdjustmentQuantity>, CmsError> {
+        let mut out = Vec::new();
+        for earlier in self.state.closed_periods.iter().filter(|closed| closed.start < period.start) {
+            let mut groups: BTreeMap<(String, MeterId), (AdjustmentQuantity, bool)> = BTreeMap::new();
+            self.store.for_each_usage(earlier, &mut |record| {
+                if record.cost.is_some() {
+                    return Ok(());
+                }
+                let before = record.quantity
+                    - record
+                        .adjustments
+                        .iter()
+                        .filter(|adjustment| adjustment.billed_in.start >= period.start)
+                        .map(|adjustment| adjustment.delta)
+                        .sum::<Decimal>();
+                let after = record.quantity_as_billed_in(Some(period));
+                let touched = record.adjustments.iter().any(|adjustment| adjustment.billed_in == *period);
+                let key = (record.subscription.to_ascii_lowercase(), record.meter);
+                let entry = groups.entry(key).or_insert_with(|| {
+                    let empty = AdjustmentQuantity {
+                        subscription: record.subscription.clone(),
+                        meter: record.meter,
+                        period: *earlier,
+                        before: Decimal::ZERO,
+                        after: Decimal::ZERO,
+                    };
+                    (empty, false)
+                });
+                entry.0.before += before;
+                entry.0.after += after;
+                entry.1 |= touched;
+                Ok(())
+            })?;
+            out.extend(groups.into_values().filter(|(_, touched)| *touched).map(|(change, _)| change));
+        }
+        Ok(out)
+    }
+}
