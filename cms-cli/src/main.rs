@@ -35,6 +35,10 @@ enum Command {
         /// Folder for the outputs `invoice_lines.csv`, `invoices.csv`, `commissions.csv`, `overrides.csv` (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Read usage from a folder of Usage API response pages (`*.json`, in file-name order) instead of
+        /// `DATA/usage.csv`.
+        #[arg(long)]
+        pages: Option<PathBuf>,
         /// Refuse usage of meters that no price prices, instead of reporting it and billing the rest.
         #[arg(long)]
         strict: bool,
@@ -45,7 +49,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo => demo::run(),
-        Command::MonthEnd { data, out, strict } => month_end::run(&data, &out, strict),
+        Command::MonthEnd { data, out, pages, strict } => {
+            month_end::run(&data, &out, pages.as_deref(), strict)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

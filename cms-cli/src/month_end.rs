@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use cms_core::CmsError;
 use cms_core::billing::NotBilledReason;
-use cms_core::formats::workload::{self, OutputSinks, WorkloadInputs};
+use cms_core::formats::workload::{self, OutputSinks, PageBytes, UsageInput, WorkloadInputs};
 
 use crate::io_error;
 
@@ -17,7 +17,27 @@ fn open(path: &Path) -> Result<BufReader<File>, CmsError> {
         .map_err(|error| io_error(path, &error))
 }
 
-pub fn run(data: &Path, out: &Path, strict: bool) -> Result<(), CmsError> {
+/// The `*.json` files of a folder, sorted by file name, read one at a time.
+pub fn page_files(folder: &Path) -> Result<impl Iterator<Item = PageBytes>, CmsError> {
+    let entries = std::fs::read_dir(folder).map_err(|error| io_error(folder, &error))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|error| io_error(folder, &error))?.path();
+        if path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("json")) && path.is_file()
+        {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths.into_iter().map(|path| {
+        let name = path
+            .file_name()
+            .map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned());
+        std::fs::read(&path).map(|bytes| (name, bytes)).map_err(|error| io_error(&path, &error))
+    }))
+}
+
+pub fn run(data: &Path, out: &Path, pages: Option<&Path>, strict: bool) -> Result<(), CmsError> {
     let started = Instant::now();
     if !data.is_dir() {
         return Err(io_error(
@@ -28,13 +48,24 @@ pub fn run(data: &Path, out: &Path, strict: bool) -> Result<(), CmsError> {
     let plan_path = data.join("plan.json");
     let mut plan = Vec::new();
     open(&plan_path)?.read_to_end(&mut plan).map_err(|error| io_error(&plan_path, &error))?;
+    let mut usage_csv: Box<dyn Read> = match pages {
+        None => Box::new(open(&data.join("usage.csv"))?),
+        Some(_) => Box::new(std::io::empty()),
+    };
+    let mut page_iterator: Box<dyn Iterator<Item = PageBytes>>;
     let report = workload::month_end(WorkloadInputs {
         plan: &plan,
         hierarchy: &mut open(&data.join("hierarchy.csv"))?,
         subscriptions: &mut open(&data.join("subscriptions.csv"))?,
         prices: &mut open(&data.join("prices.csv"))?,
         commission: &mut open(&data.join("commission.csv"))?,
-        usage: &mut open(&data.join("usage.csv"))?,
+        usage: match pages {
+            None => UsageInput::Csv(&mut usage_csv),
+            Some(folder) => {
+                page_iterator = Box::new(page_files(folder)?);
+                UsageInput::Pages(&mut page_iterator)
+            }
+        },
     })?;
     let unpriced: Vec<_> =
         report.not_billed.iter().filter(|entry| entry.reason == NotBilledReason::NoPrice).collect();

@@ -179,3 +179,60 @@ fn usage_errors_exit_2() {
     let output = cms(&["month-end", "--data"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn month_end_from_pages_names_a_bad_page_and_record() {
+    let dir = tempfile::tempdir().unwrap();
+    write_case(dir.path(), &base_case());
+    let pages = dir.path().join("pages");
+    std::fs::create_dir(&pages).unwrap();
+    let record = |quantity: &str| {
+        format!(
+            r#"{{"properties":{{"subscriptionId":"0bb4db71-be57-4209-851d-3d24f4c0cf83","usageStartTime":"2026-10-01T00:00:00+00:00","usageEndTime":"2026-10-01T01:00:00+00:00","meterId":"FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5","quantity":{quantity},"instanceData":"{{\"Microsoft.Resources\":{{\"resourceUri\":\"/r\",\"location\":\"local\"}}}}"}}}}"#
+        )
+    };
+    std::fs::write(
+        pages.join("page-000000.json"),
+        format!(r#"{{"value":[{}],"nextLink":"page-000001.json"}}"#, record("120")),
+    )
+    .unwrap();
+    std::fs::write(
+        pages.join("page-000001.json"),
+        format!(r#"{{"value":[{},{}]}}"#, record("120"), record("-1")),
+    )
+    .unwrap();
+    std::fs::write(pages.join("notes.txt"), "not a page").unwrap();
+    let output = cms(&[
+        "month-end",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--pages",
+        pages.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output)
+            .starts_with("error[negative_quantity]: page-000001.json record 1: negative quantity -1"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::write(pages.join("page-000001.json"), format!(r#"{{"value":[{}]}}"#, record("120"))).unwrap();
+    let output = cms(&[
+        "month-end",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--pages",
+        pages.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = std::fs::read_to_string(dir.path().join("out/invoice_lines.csv")).unwrap();
+    assert_eq!(
+        lines,
+        "tenant_id,subscription_id,meter_id,quantity,amount\nt1,0bb4db71-be57-4209-851d-3d24f4c0cf83,FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5,120.000000,0.90\n",
+        "the repeated record counts once"
+    );
+}

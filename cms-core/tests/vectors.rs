@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use cms_core::CmsError;
 use cms_core::billing::NotBilledReason;
 use cms_core::formats::usage_api::parse_page;
-use cms_core::formats::workload::{self, OutputSinks, WorkloadInputs};
+use cms_core::formats::workload::{self, OutputSinks, UsageInput, WorkloadInputs};
 use cms_core::model::meter::MeterId;
 use cms_core::model::money::{Rounding, parse_decimal};
 use cms_core::model::tiers::{Tier, TierMode, TierSchedule};
@@ -121,7 +121,7 @@ fn run_month_end(case: &Value) -> Value {
         subscriptions: &mut file("subscriptions.csv").as_slice(),
         prices: &mut file("prices.csv").as_slice(),
         commission: &mut file("commission.csv").as_slice(),
-        usage: &mut file("usage.csv").as_slice(),
+        usage: UsageInput::Csv(&mut file("usage.csv").as_slice()),
     });
     match result {
         Ok(report) => {

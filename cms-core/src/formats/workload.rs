@@ -341,8 +341,40 @@ pub struct WorkloadInputs<'a> {
     pub prices: &'a mut dyn Read,
     /// `commission.csv`.
     pub commission: &'a mut dyn Read,
-    /// `usage.csv`, streamed: rows are never all held in memory.
-    pub usage: &'a mut dyn Read,
+    /// The usage, streamed: rows are never all held in memory.
+    pub usage: UsageInput<'a>,
+}
+
+/// One Usage API page as `(name, bytes)`, or the error reading it.
+pub type PageBytes = Result<(String, Vec<u8>), CmsError>;
+
+/// Where a month-end reads its usage from.
+pub enum UsageInput<'a> {
+    /// `usage.csv`.
+    Csv(&'a mut dyn Read),
+    /// Usage API response pages as `(name, bytes)`, in the order to read them (the CLI sorts page files by
+    /// name). Each page is parsed whole; a bad page stops the run with an error naming the page and record.
+    Pages(&'a mut dyn Iterator<Item = PageBytes>),
+}
+
+/// Stream the usage of `input`, calling `visit` with each row and its location.
+pub fn read_usage_input(
+    input: UsageInput<'_>,
+    mut visit: impl FnMut(&UsageRow<'_>, &dyn Fn() -> Location) -> Result<(), CmsError>,
+) -> Result<(), CmsError> {
+    match input {
+        UsageInput::Csv(reader) => read_usage(reader, "usage.csv", visit),
+        UsageInput::Pages(pages) => {
+            for page in pages {
+                let (name, bytes) = page?;
+                let parsed = crate::formats::usage_api::parse_page(&bytes, &name)?;
+                for (index, record) in parsed.records.iter().enumerate() {
+                    visit(&record.as_row(), &|| Location::record(name.clone(), index as u64))?;
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The channel and terms a workload describes: the hierarchy under a platform root, one price list and one
@@ -370,7 +402,7 @@ pub fn month_end(mut inputs: WorkloadInputs<'_>) -> Result<MonthEndReport, CmsEr
     let (plan, hierarchy, terms) = read_setup(&mut inputs)?;
     let known = KnownSubscriptions::new(&hierarchy);
     let mut accumulator = crate::rating::UsageAccumulator::new(plan.period);
-    read_usage(&mut *inputs.usage, "usage.csv", |row, at| {
+    read_usage_input(inputs.usage, |row, at| {
         if !known.contains(row.subscription) {
             return Err(CmsError::UnknownSubscription {
                 at: at(),
