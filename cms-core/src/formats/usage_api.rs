@@ -111,8 +111,18 @@ fn text_values(object: Option<BTreeMap<String, serde_json::Value>>) -> BTreeMap<
         .collect()
 }
 
+/// The largest page accepted, in bytes. The API returns at most 1,000 records a page (well under 2 MiB);
+/// anything far larger is not a Usage API page, and refusing it bounds the memory a hostile input can claim.
+pub const MAX_PAGE_BYTES: usize = 64 << 20;
+
 /// Parse one page. `source` names it in errors (a file name, or the request URL).
 pub fn parse_page(bytes: &[u8], source: &str) -> Result<UsagePage, CmsError> {
+    if bytes.len() > MAX_PAGE_BYTES {
+        return Err(CmsError::BadJson {
+            at: Location::whole(source),
+            message: format!("page of {} bytes exceeds the limit of {MAX_PAGE_BYTES} bytes", bytes.len()),
+        });
+    }
     let page: PageData<'_> = serde_json::from_slice(bytes)
         .map_err(|error| CmsError::BadJson { at: Location::whole(source), message: error.to_string() })?;
     let mut api = None;
@@ -212,6 +222,8 @@ fn parse_record(raw: &RawValue, at: &Location) -> Result<(UsageRecord, Option<Us
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const SAMPLE: &str = include_str!("../../../tests/data/azure-stack-hub-sample-usage.json");
@@ -287,5 +299,44 @@ mod tests {
         assert_eq!(record.quantity.to_string(), "0.1000000000000000055511151231");
         assert_eq!(record.start.to_rfc3339(), "2025-03-10T13:00:00+00:00");
         assert_eq!(record.resource_uri, "");
+    }
+
+    proptest! {
+        /// Arbitrary bytes never panic the parser.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = parse_page(&bytes, "fuzz.json");
+        }
+
+        /// Mutations of a real page (a byte replaced, a slice cut out or duplicated) never panic, and a page
+        /// that still parses keeps only well-formed records.
+        #[test]
+        fn mutated_pages_never_panic(position in 0usize..19_000, byte: u8, cut in 0usize..400, duplicate: bool) {
+            let mut bytes = SAMPLE.as_bytes().to_vec();
+            let position = position.min(bytes.len() - 1);
+            bytes[position] = byte;
+            let end = (position + cut).min(bytes.len());
+            if duplicate {
+                let slice = bytes[position..end].to_vec();
+                bytes.splice(position..position, slice);
+            } else {
+                bytes.drain(position..end);
+            }
+            if let Ok(page) = parse_page(&bytes, "mutated.json") {
+                for record in page.records {
+                    prop_assert!(record.end > record.start);
+                    prop_assert!(!record.quantity.is_sign_negative() || record.quantity.is_zero());
+                    prop_assert!(!record.subscription.is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_pages_are_refused_before_parsing() {
+        let huge = vec![b' '; MAX_PAGE_BYTES + 1];
+        let error = parse_page(&huge, "huge.json").unwrap_err();
+        assert_eq!(error.code(), "bad_json");
+        assert!(error.to_string().contains("exceeds the limit"));
     }
 }
