@@ -327,7 +327,9 @@ impl<'a> InvoiceBuilder<'a> {
     }
 
     fn add_usage(&mut self, entry: &MeterQuantity) -> Result<(), CmsError> {
-        let Some((node, tenant)) = self.place(&entry.subscription, entry.meter, entry.quantity)? else { return Ok(()) };
+        let Some((node, tenant)) = self.place(&entry.subscription, entry.meter, entry.quantity)? else {
+            return Ok(());
+        };
         let Some(resolved) = self.price(node, entry.meter, entry.quantity) else { return Ok(()) };
         let currency = resolved.list.currency;
         let amount_exact = resolved.price.amount(entry.quantity)?;
@@ -346,7 +348,9 @@ impl<'a> InvoiceBuilder<'a> {
 
     fn add_adjustment(&mut self, change: &AdjustmentQuantity) -> Result<(), CmsError> {
         let delta = change.after - change.before;
-        let Some((node, tenant)) = self.place(&change.subscription, change.meter, delta)? else { return Ok(()) };
+        let Some((node, tenant)) = self.place(&change.subscription, change.meter, delta)? else {
+            return Ok(());
+        };
         let Some(resolved) = self.price(node, change.meter, delta) else { return Ok(()) };
         let currency = resolved.list.currency;
         let rounding = self.rules.rounding(currency);
