@@ -149,6 +149,10 @@ struct Series {
     intervals: BTreeMap<(i64, i64), Decimal>,
 }
 
+/// A series (subscription, meter, resource) of one accumulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeriesId(u32);
+
 /// What happened to one ingested row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -309,47 +313,89 @@ impl UsageAccumulator {
     ///
     /// Refuses (without changing anything) a row whose interval does not end after it starts.
     pub fn ingest(&mut self, row: &UsageRow<'_>, at: impl FnOnce() -> Location) -> Result<Outcome, CmsError> {
-        if row.end <= row.start {
+        if let Some(outcome) = self.admit(row.start, row.end, at)? {
+            return Ok(outcome);
+        }
+        let series = self.series_index(row.subscription, row.meter, row.resource_uri, row.location);
+        Ok(self.put(series, row.start, row.end, SlotValue::Exact(row.quantity)))
+    }
+
+    /// The series of (subscription, meter, resource), created on first sight; `location` is kept from the
+    /// first row. For callers that cache the series of each spelling (the fast parsers).
+    pub fn series(&mut self, subscription: &str, meter: MeterId, resource: &str, location: &str) -> SeriesId {
+        SeriesId(self.series_index(subscription, meter, resource, location))
+    }
+
+    /// Take one row of a known series with its quantity in micro-units (see [`to_micros`]): the fast path.
+    pub fn ingest_micros(
+        &mut self,
+        series: SeriesId,
+        start: i64,
+        end: i64,
+        micros: i64,
+        at: impl FnOnce() -> Location,
+    ) -> Result<Outcome, CmsError> {
+        if let Some(outcome) = self.admit(start, end, at)? {
+            return Ok(outcome);
+        }
+        let value = if micros == EMPTY || micros == SPILLED {
+            SlotValue::Exact(from_micros(i128::from(micros)))
+        } else {
+            SlotValue::Micros(micros)
+        };
+        Ok(self.put(series.0, start, end, value))
+    }
+
+    /// Count the row and tell whether it falls outside the period; refuse a backwards interval.
+    fn admit(&mut self, start: i64, end: i64, at: impl FnOnce() -> Location) -> Result<Option<Outcome>, CmsError> {
+        if end <= start {
             let show = |seconds: i64| {
-                chrono::DateTime::from_timestamp(seconds, 0)
-                    .map_or_else(|| seconds.to_string(), |t| t.to_rfc3339())
+                chrono::DateTime::from_timestamp(seconds, 0).map_or_else(|| seconds.to_string(), |t| t.to_rfc3339())
             };
-            return Err(CmsError::BadInterval { at: at(), start: show(row.start), end: show(row.end) });
+            return Err(CmsError::BadInterval { at: at(), start: show(start), end: show(end) });
         }
         self.stats.rows += 1;
-        if row.start < self.start {
+        if start < self.start {
             self.stats.before_period += 1;
-            return Ok(Outcome::BeforePeriod);
+            return Ok(Some(Outcome::BeforePeriod));
         }
-        if row.start >= self.end {
+        if start >= self.end {
             self.stats.after_period += 1;
-            return Ok(Outcome::AfterPeriod);
+            return Ok(Some(Outcome::AfterPeriod));
         }
-        let series_index = self.series_index(row.subscription, row.meter, row.resource_uri, row.location);
-        let offset = row.start - self.start;
-        let hourly = row.end - row.start == SECONDS_PER_HOUR && offset % SECONDS_PER_HOUR == 0;
+        Ok(None)
+    }
+
+    fn put(&mut self, series_index: u32, start: i64, end: i64, value: SlotValue) -> Outcome {
+        let offset = start - self.start;
+        let hourly = end - start == SECONDS_PER_HOUR && offset % SECONDS_PER_HOUR == 0;
         let hours = self.hours;
         let series = &mut self.series[series_index as usize];
-        let previous = if hourly {
+        let change = if hourly {
             // offset / 3600 < hours because start < end of period.
             let slot = usize::try_from(offset / SECONDS_PER_HOUR).unwrap_or(usize::MAX);
-            put_hourly(series, hours, slot, row.quantity)
+            put_hourly(series, hours, slot, value)
         } else {
-            series.intervals.insert((row.start, row.end), row.quantity)
+            let quantity = value.decimal();
+            match series.intervals.insert((start, end), quantity) {
+                None => Change::New,
+                Some(old) if old == quantity => Change::Same,
+                Some(old) => Change::Replaced(old),
+            }
         };
-        let outcome = match previous {
-            None => Outcome::Accepted,
-            Some(old) if old == row.quantity => Outcome::Duplicate,
-            Some(old) => {
+        let outcome = match change {
+            Change::New => Outcome::Accepted,
+            Change::Same => Outcome::Duplicate,
+            Change::Replaced(old) => {
                 let key = &self.keys[series_index as usize];
                 self.stats.record_correction(Correction {
                     subscription: key.subscription.0.to_string(),
-                    meter: row.meter,
+                    meter: key.meter,
                     resource_uri: key.resource.0.to_string(),
-                    start: row.start,
-                    end: row.end,
+                    start,
+                    end,
                     old_quantity: old,
-                    new_quantity: row.quantity,
+                    new_quantity: value.decimal(),
                 });
                 Outcome::Correction
             }
@@ -360,7 +406,7 @@ impl UsageAccumulator {
             Outcome::Correction => self.stats.corrections += 1,
             Outcome::BeforePeriod | Outcome::AfterPeriod => {}
         }
-        Ok(outcome)
+        outcome
     }
 
     fn series_index(&mut self, subscription: &str, meter: MeterId, resource: &str, location: &str) -> u32 {
@@ -426,7 +472,11 @@ impl UsageAccumulator {
                         continue;
                     }
                     let value = slot_value(raw, &series.spilled, slot);
-                    let previous = put_hourly(&mut self.series[target], hours, slot, value);
+                    let previous = match put_hourly(&mut self.series[target], hours, slot, SlotValue::Exact(value)) {
+                        Change::New => None,
+                        Change::Same => Some(value),
+                        Change::Replaced(old) => Some(old),
+                    };
                     let start = self.start + i64::try_from(slot).unwrap_or(0) * SECONDS_PER_HOUR;
                     note(previous, value, start, start + SECONDS_PER_HOUR);
                 }
@@ -528,22 +578,61 @@ fn slot_value(raw: i64, spilled: &BTreeMap<u32, Decimal>, slot: usize) -> Decima
     }
 }
 
-/// Store `value` in an hourly slot; returns the value it replaced, if any.
-fn put_hourly(series: &mut Series, hours: usize, slot: usize, value: Decimal) -> Option<Decimal> {
+/// A quantity on its way into a slot.
+#[derive(Debug, Clone, Copy)]
+enum SlotValue {
+    /// Micro-units (never one of the sentinels).
+    Micros(i64),
+    /// Any decimal.
+    Exact(Decimal),
+}
+
+impl SlotValue {
+    fn decimal(self) -> Decimal {
+        match self {
+            Self::Micros(micros) => from_micros(i128::from(micros)),
+            Self::Exact(value) => value,
+        }
+    }
+}
+
+/// What storing a value did to its slot.
+enum Change {
+    New,
+    Same,
+    Replaced(Decimal),
+}
+
+/// Store `value` in an hourly slot.
+fn put_hourly(series: &mut Series, hours: usize, slot: usize, value: SlotValue) -> Change {
     let slots = series.hourly.get_or_insert_with(|| vec![EMPTY; hours].into_boxed_slice());
     let raw = slots[slot];
+    let micros = match value {
+        SlotValue::Micros(micros) => Some(micros),
+        SlotValue::Exact(value) => to_micros(value),
+    };
+    if let Some(micros) = micros
+        && raw == micros
+    {
+        // The common duplicate: an exact copy, compared without decimals.
+        return Change::Same;
+    }
     let previous = (raw != EMPTY).then(|| slot_value(raw, &series.spilled, slot));
     let slot_key = u32::try_from(slot).unwrap_or(u32::MAX);
-    if let Some(micros) = to_micros(value) {
+    if let Some(micros) = micros {
         slots[slot] = micros;
         if raw == SPILLED {
             series.spilled.remove(&slot_key);
         }
     } else {
         slots[slot] = SPILLED;
-        series.spilled.insert(slot_key, value);
+        series.spilled.insert(slot_key, value.decimal());
     }
-    previous
+    match previous {
+        None => Change::New,
+        Some(old) if old == value.decimal() => Change::Same,
+        Some(old) => Change::Replaced(old),
+    }
 }
 
 fn series_total(series: &Series) -> Decimal {
