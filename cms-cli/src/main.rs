@@ -1,11 +1,13 @@
 //! `cms`: the command-line face of CMS.
 //!
 //! - `cms demo`: a small channel on the sample Usage API page, rated for a month, printed as tables;
-//! - `cms month-end --data DIR --out DIR`: the month-end of `bench/WORKLOAD.md`.
+//! - `cms month-end --data DIR --out DIR`: the month-end of `bench/WORKLOAD.md`;
+//! - `cms ingest pages|folder|region`: usage through the engine's ingestion rules, with a summary.
 //!
 //! Every error prints `error[code]: message` (the message names the file and line at fault) and exits 2.
 
 mod demo;
+mod ingest;
 mod month_end;
 mod tables;
 
@@ -27,6 +29,13 @@ struct Cli {
 enum Command {
     /// Build a small channel, load the sample Usage API page, rate a month, print invoices and statements.
     Demo,
+    /// Ingest usage (Usage API pages, an exported folder, live regions) and print what happened to it.
+    Ingest {
+        #[command(subcommand)]
+        source: ingest::Source,
+        #[command(flatten)]
+        options: ingest::Options,
+    },
     /// Run the WORKLOAD.md month-end: dedupe, rate, invoice, commission.
     MonthEnd {
         /// Folder with hierarchy.csv, subscriptions.csv, prices.csv, commission.csv, plan.json, usage.csv.
@@ -49,6 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo => demo::run(),
+        Command::Ingest { source, options } => ingest::run(source, &options),
         Command::MonthEnd { data, out, pages, strict } => {
             month_end::run(&data, &out, pages.as_deref(), strict)
         }

@@ -92,6 +92,27 @@ fn generated_months_match_duckdb_byte_for_byte() {
                 .arg("--out")
                 .arg(&from_pages));
             compare(&peer, &from_pages);
+            // Ingested through the engine's rules and exported, the usage still gives the same month-end.
+            let ingested = scratch.path().join(format!("ingested-{subscriptions}-{seed}"));
+            std::fs::create_dir(&ingested).unwrap();
+            for name in ["hierarchy.csv", "subscriptions.csv", "prices.csv", "commission.csv", "plan.json"] {
+                std::fs::copy(data.join(name), ingested.join(name)).unwrap();
+            }
+            run(Command::new(env!("CARGO_BIN_EXE_cms"))
+                .args(["ingest", "folder"])
+                .arg(data.join("usage-pages"))
+                .arg("--data")
+                .arg(&data)
+                .arg("--out")
+                .arg(ingested.join("usage.csv")));
+            let from_ingested = scratch.path().join(format!("cms-ingested-{subscriptions}-{seed}"));
+            run(Command::new(env!("CARGO_BIN_EXE_cms"))
+                .arg("month-end")
+                .arg("--data")
+                .arg(&ingested)
+                .arg("--out")
+                .arg(&from_ingested));
+            compare(&peer, &from_ingested);
         }
         let lines = std::fs::read_to_string(ours.join("invoice_lines.csv")).unwrap().lines().count();
         assert!(lines > subscriptions, "{lines} invoice lines for {subscriptions} subscriptions");

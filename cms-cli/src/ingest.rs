@@ -1,0 +1,363 @@
+//! `cms ingest`: usage from Usage API pages, an exported page folder, live regions, or FOCUS files, through
+//! the engine's ingestion rules (dedupe by natural key, exclusions, one granularity per subscription and
+//! period, late usage of closed periods, checkpoints), with a progress bar and a summary.
+//!
+//! The channel comes from a workload folder (`--data DIR`: `hierarchy.csv`, `subscriptions.csv`) so the
+//! summary can tell which subscriptions are not in it. `--out FILE` writes every stored record as CSV in
+//! the workload's usage format, which `cms month-end` reads.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use cms_azure_stack::{ClientCredentials, MultiRegionSource, PageFolderSource, RegionConfig, UsageApiClient};
+use cms_core::engine::{Cms, Event, IngestPolicy, IngestSummary};
+use cms_core::error::Location;
+use cms_core::formats::usage_api::parse_page;
+use cms_core::formats::workload::{PLATFORM_ID, read_hierarchy, read_subscriptions};
+use cms_core::model::hierarchy::Hierarchy;
+use cms_core::model::time::{Instant, Period, parse_timestamp};
+use cms_core::source::{PageOrigin, SourcedPage, UsageSource};
+use cms_core::store::{MemoryStore, Store};
+use cms_core::{CmsError, Decimal};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+
+use crate::io_error;
+use crate::tables::table;
+
+/// Where usage comes from.
+#[derive(Subcommand)]
+pub enum Source {
+    /// Usage API response pages (JSON files), in the order given.
+    Pages {
+        /// Page files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// A folder of pages exported by a disconnected stamp (`*.json`, in file-name order).
+    Folder {
+        /// The folder.
+        folder: PathBuf,
+        /// The region (stamp) the pages come from, recorded with the usage.
+        #[arg(long, default_value = "")]
+        region: String,
+    },
+    /// Live regions: the provider Usage API of each stamp, per subscriber, from its checkpoint.
+    Region {
+        /// A region configuration file (JSON); repeat for several regions.
+        #[arg(long = "config", required = true)]
+        configs: Vec<PathBuf>,
+        /// Read reported time up to this instant (RFC 3339; default: now), rounded down to the hour.
+        #[arg(long)]
+        until: Option<String>,
+    },
+}
+
+/// Options shared by every source.
+#[derive(Args)]
+pub struct Options {
+    /// A workload folder whose hierarchy.csv and subscriptions.csv give the channel.
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    /// A subscription whose usage is not billable (the default provider subscription, infrastructure);
+    /// repeat for several.
+    #[arg(long = "exclude", global = true)]
+    excluded: Vec<String>,
+    /// Write every stored record as CSV (the workload usage format, with cost columns) to this file.
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    /// Print the summary as JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// A region configuration file. The client secret is never stored in it: it names the environment
+/// variable that holds it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionFile {
+    region: String,
+    arm_endpoint: String,
+    provider_subscription: String,
+    tenant: String,
+    client_id: String,
+    client_secret_env: String,
+    start: String,
+    #[serde(default)]
+    subscribers: Vec<String>,
+    #[serde(default)]
+    granularity: Option<String>,
+    #[serde(default)]
+    window_hours: Option<i64>,
+    #[serde(default)]
+    ca_certificates_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_http: bool,
+}
+
+fn invalid(path: &Path, field: &str, text: &str, reason: &str) -> CmsError {
+    CmsError::InvalidValue {
+        at: Location::field(path.display().to_string(), field),
+        text: text.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn region_config(path: &Path) -> Result<RegionConfig, CmsError> {
+    let bytes = std::fs::read(path).map_err(|error| io_error(path, &error))?;
+    let file: RegionFile = serde_json::from_slice(&bytes).map_err(|error| CmsError::BadJson {
+        at: Location::whole(path.display().to_string()),
+        message: error.to_string(),
+    })?;
+    let secret = std::env::var(&file.client_secret_env).map_err(|_| {
+        invalid(path, "client_secret_env", &file.client_secret_env, "the environment variable is not set")
+    })?;
+    let start = parse_timestamp(&file.start)
+        .ok_or_else(|| invalid(path, "start", &file.start, "expected an RFC 3339 instant"))?;
+    let credentials =
+        ClientCredentials { tenant: file.tenant, client_id: file.client_id, client_secret: secret };
+    let mut config =
+        RegionConfig::new(file.region, file.arm_endpoint, file.provider_subscription, credentials, start);
+    config.subscribers = file.subscribers;
+    if let Some(text) = &file.granularity {
+        config.granularity =
+            text.parse().map_err(|reason: String| invalid(path, "granularity", text, &reason))?;
+    }
+    if let Some(hours) = file.window_hours {
+        if hours <= 0 {
+            return Err(invalid(path, "window_hours", &hours.to_string(), "must be positive"));
+        }
+        config.window = chrono::TimeDelta::hours(hours);
+    }
+    if let Some(pem_path) = &file.ca_certificates_file {
+        let pem_path = path.parent().map_or_else(|| pem_path.clone(), |folder| folder.join(pem_path));
+        config.extra_root_certificates_pem =
+            Some(std::fs::read_to_string(&pem_path).map_err(|error| io_error(&pem_path, &error))?);
+    }
+    config.allow_http = file.allow_http;
+    Ok(config)
+}
+
+/// Usage API page files given on the command line.
+struct PageFiles {
+    files: std::vec::IntoIter<PathBuf>,
+}
+
+impl UsageSource for PageFiles {
+    fn next_page(&mut self) -> Result<Option<SourcedPage>, CmsError> {
+        let Some(path) = self.files.next() else { return Ok(None) };
+        let bytes = std::fs::read(&path).map_err(|error| io_error(&path, &error))?;
+        let name = path.display().to_string();
+        let page = parse_page(&bytes, &name)?;
+        Ok(Some(SourcedPage { origin: PageOrigin::named(name), page }))
+    }
+}
+
+/// A source that ticks a progress bar per page.
+struct Progress<'a> {
+    inner: &'a mut dyn UsageSource,
+    bar: ProgressBar,
+}
+
+impl UsageSource for Progress<'_> {
+    fn next_page(&mut self) -> Result<Option<SourcedPage>, CmsError> {
+        let page = self.inner.next_page()?;
+        if let Some(sourced) = &page {
+            self.bar.inc(1);
+            self.bar.set_message(format!("{} ({} records)", sourced.origin.name, sourced.page.records.len()));
+        }
+        Ok(page)
+    }
+}
+
+fn channel(data: Option<&Path>) -> Result<Hierarchy, CmsError> {
+    let mut hierarchy = Hierarchy::new(PLATFORM_ID, "Platform");
+    if let Some(data) = data {
+        let open = |name: &str| {
+            let path = data.join(name);
+            File::open(&path).map(BufReader::new).map_err(|error| io_error(&path, &error))
+        };
+        read_hierarchy(open("hierarchy.csv")?, "hierarchy.csv", &mut hierarchy)?;
+        read_subscriptions(open("subscriptions.csv")?, "subscriptions.csv", &mut hierarchy)?;
+    }
+    Ok(hierarchy)
+}
+
+pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
+    let mut cms = Cms::open(MemoryStore::new())?;
+    let hierarchy = channel(options.data.as_deref())?;
+    for index in hierarchy.subtree(hierarchy.root()).into_iter().skip(1) {
+        let node = hierarchy.node(index);
+        let parent = node.parent.clone().filter(|parent| parent != PLATFORM_ID);
+        cms.execute(&Event::NodeAdded {
+            id: node.id.clone(),
+            kind: node.kind,
+            parent,
+            name: node.name.clone(),
+        })?;
+    }
+    if !options.excluded.is_empty() {
+        let policy = IngestPolicy {
+            excluded_subscriptions: options.excluded.iter().cloned().collect(),
+            ..IngestPolicy::default()
+        };
+        cms.execute(&Event::IngestPolicySet { policy })?;
+    }
+    let (mut inner, pages): (Box<dyn UsageSource>, Option<u64>) = match source {
+        Source::Pages { files } => {
+            let count = files.len() as u64;
+            (Box::new(PageFiles { files: files.into_iter() }), Some(count))
+        }
+        Source::Folder { folder, region } => {
+            let source = PageFolderSource::open(&folder)?.with_region(region);
+            let count = source.remaining().len() as u64;
+            (Box::new(source), Some(count))
+        }
+        Source::Region { configs, until } => {
+            let until = match until {
+                Some(text) => parse_timestamp(&text).ok_or_else(|| CmsError::InvalidValue {
+                    at: Location::whole("--until"),
+                    text: text.clone(),
+                    reason: "expected an RFC 3339 instant".into(),
+                })?,
+                None => chrono::Utc::now(),
+            };
+            let clients = configs
+                .iter()
+                .map(|path| UsageApiClient::new(region_config(path)?, until))
+                .collect::<Result<Vec<_>, CmsError>>()?;
+            (Box::new(MultiRegionSource::new(clients)?.with_checkpoints(&cms.checkpoints()?)), None)
+        }
+    };
+    let bar = match pages {
+        Some(count) => ProgressBar::new(count),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} pages {wide_msg} [{elapsed_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let summary = cms.pull(&mut Progress { inner: inner.as_mut(), bar: bar.clone() });
+    bar.finish_and_clear();
+    let summary = summary?;
+    if let Some(out) = &options.out {
+        export(&cms, out)?;
+    }
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+fn print_summary(summary: &IngestSummary) {
+    let count = |value: u64| value.to_string();
+    let rows = vec![
+        vec!["pages".into(), count(summary.pages)],
+        vec!["records received".into(), count(summary.received)],
+        vec!["stored (new)".into(), count(summary.stored)],
+        vec!["duplicates".into(), count(summary.duplicates)],
+        vec!["corrections".into(), count(summary.corrections.len() as u64)],
+        vec!["late (adjustments of closed periods)".into(), count(summary.late_adjustments)],
+        vec!["excluded subscriptions".into(), count(summary.excluded)],
+        vec!["refused".into(), count(summary.refused.len() as u64)],
+        vec!["unknown meters (kept)".into(), count(summary.unknown_meters.values().sum())],
+        vec![
+            "subscriptions not in the channel (kept)".into(),
+            count(summary.unknown_subscriptions.values().sum()),
+        ],
+        vec!["VM size hours, not priced by default (kept)".into(), count(summary.double_counting)],
+        vec!["checkpoints recorded".into(), count(summary.checkpoints.len() as u64)],
+    ];
+    println!("{}", table(&["ingestion", "records"], &[1], rows));
+    if !summary.refused.is_empty() {
+        let rows = summary
+            .refused
+            .iter()
+            .take(20)
+            .map(|refused| vec![refused.code.clone(), refused.message.clone()])
+            .collect();
+        println!("Refused records (first 20):\n{}", table(&["code", "why"], &[], rows));
+    }
+    if !summary.unknown_meters.is_empty() {
+        let rows = summary
+            .unknown_meters
+            .iter()
+            .map(|(meter, records)| vec![meter.canonical(), records.to_string()])
+            .collect();
+        println!("Unknown meters:\n{}", table(&["meter", "records"], &[1], rows));
+    }
+    if !summary.corrections.is_empty() {
+        let rows = summary
+            .corrections
+            .iter()
+            .take(20)
+            .map(|correction| {
+                vec![
+                    correction.key.subscription.clone(),
+                    correction.key.meter.canonical(),
+                    correction.key.start.to_rfc3339(),
+                    correction.old_quantity.to_string(),
+                    correction.new_quantity.to_string(),
+                ]
+            })
+            .collect();
+        println!(
+            "Corrections (first 20):\n{}",
+            table(&["subscription", "meter", "start", "was", "now"], &[3, 4], rows)
+        );
+    }
+}
+
+/// Every stored record, as CSV in the workload usage format plus the source cost.
+fn export(cms: &Cms<MemoryStore>, path: &Path) -> Result<(), CmsError> {
+    let file = File::create(path).map_err(|error| io_error(path, &error))?;
+    let mut writer =
+        csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(BufWriter::new(file));
+    let failed = |error: &dyn std::fmt::Display| CmsError::Io {
+        at: Location::whole(path.display().to_string()),
+        message: error.to_string(),
+    };
+    writer
+        .write_record([
+            "subscription_id",
+            "meter_id",
+            "usage_start_time",
+            "usage_end_time",
+            "quantity",
+            "resource_uri",
+            "location",
+            "cost",
+            "cost_currency",
+        ])
+        .map_err(|error| failed(&error))?;
+    let everything = Period::new(Instant::MIN_UTC, Instant::MAX_UTC)?;
+    let time = |instant: Instant| instant.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
+    cms.store().for_each_usage(&everything, &mut |record| {
+        let (cost, currency) = record.cost.map_or((String::new(), String::new()), |cost| {
+            (cost.amount.to_string(), cost.currency.to_string())
+        });
+        writer
+            .write_record([
+                record.subscription.clone(),
+                record.meter.canonical(),
+                time(record.start),
+                time(record.end),
+                quantity_text(record.quantity),
+                record.resource_uri.clone(),
+                record.location.clone(),
+                cost,
+                currency,
+            ])
+            .map_err(|error| failed(&error))
+    })?;
+    writer.flush().map_err(|error| failed(&error))?;
+    writer.into_inner().map_err(|error| failed(&error))?.flush().map_err(|error| failed(&error))
+}
+
+fn quantity_text(quantity: Decimal) -> String {
+    quantity.normalize().to_string()
+}

@@ -1,0 +1,143 @@
+//! `cms ingest` as an operator runs it: page files, an exported folder, a live region (a local HTTP server
+//! standing in for a stamp).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+fn cms(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cms")).args(args).output().expect("run cms")
+}
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/azure-stack-hub-sample-usage.json")
+}
+
+fn json_summary(output: &Output) -> Value {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("a JSON summary")
+}
+
+#[test]
+fn pages_are_deduplicated_across_files_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("usage.csv");
+    let sample = sample();
+    let sample = sample.to_str().unwrap();
+    let summary = json_summary(&cms(&[
+        "ingest",
+        "pages",
+        sample,
+        sample,
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+        "--exclude",
+        "C41E8F73-6A2B-4D9C-B05E-8E3F1A7D4C33",
+    ]));
+    assert_eq!(summary["pages"], 2);
+    assert_eq!(summary["received"], 40);
+    assert_eq!(summary["excluded"], 12, "6 records of the excluded subscription on each page");
+    assert_eq!(summary["stored"], 14);
+    assert_eq!(summary["duplicates"], 14);
+    assert_eq!(summary["double_counting"], 6, "VM size hours records (3 a page) are kept and flagged");
+    assert_eq!(summary["unknown_subscriptions"].as_object().unwrap().len(), 2, "no channel given");
+    let exported = std::fs::read_to_string(out).unwrap();
+    assert_eq!(exported.lines().count(), 15);
+    assert!(exported.starts_with("subscription_id,meter_id,usage_start_time,usage_end_time,quantity,resource_uri,location,cost,cost_currency\n"));
+    assert!(
+        exported.contains(",2025-03-10T12:00:00+00:00,2025-03-10T13:00:00+00:00,2,"),
+        "the late bucket is kept with its usage hour"
+    );
+}
+
+#[test]
+fn a_bad_page_file_names_file_and_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("page-2.json");
+    let text =
+        std::fs::read_to_string(sample()).unwrap().replacen("\"quantity\": 2.0", "\"quantity\": \"two\"", 1);
+    std::fs::write(&bad, text).unwrap();
+    let output = cms(&["ingest", "pages", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error[bad_decimal]: ") && stderr.contains("page-2.json record 0"),
+        "{stderr}"
+    );
+}
+
+/// A stand-in stamp: metadata, token, and the sample page for every usage request. Records each request.
+fn stamp() -> (String, Arc<Mutex<Vec<String>>>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (log, login) = (seen.clone(), base.clone());
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let url = request.url().to_owned();
+            log.lock().unwrap().push(format!("{} {url}", request.method()));
+            let body = if url.starts_with("/metadata/endpoints") {
+                format!(
+                    r#"{{"authentication":{{"loginEndpoint":"{login}/","audiences":["https://management.stamp/1"]}}}}"#
+                )
+            } else if url.contains("/oauth2/token") {
+                r#"{"access_token":"token-1","token_type":"Bearer","expires_in":3600}"#.to_owned()
+            } else {
+                std::fs::read_to_string(sample()).unwrap().replace("\"nextLink\"", "\"ignored\"")
+            };
+            let header = tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+            let _ = request.respond(tiny_http::Response::from_string(body).with_header(header));
+        }
+    });
+    (base, seen)
+}
+
+#[test]
+fn a_live_region_is_pulled_window_by_window_with_checkpoints() {
+    let (base, seen) = stamp();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("east.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"region":"east","arm_endpoint":"{base}","provider_subscription":"0d6a7e9f-2b4c-4f8e-a1d3-9c5b7e2f6a44",
+                "tenant":"contoso.onmicrosoft.com","client_id":"app","client_secret_env":"CMS_TEST_EAST_SECRET",
+                "start":"2025-03-10T13:00:00Z","subscribers":["3f2a6c1e-8b4d-4e1a-9c7f-2d5b8e0a1c11"],
+                "granularity":"hourly","window_hours":1,"allow_http":true}}"#
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cms"))
+        .args([
+            "ingest",
+            "region",
+            "--config",
+            config.to_str().unwrap(),
+            "--until",
+            "2025-03-10T15:30:00Z",
+            "--json",
+        ])
+        .env("CMS_TEST_EAST_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    let summary = json_summary(&output);
+    assert_eq!(summary["pages"], 2, "two one-hour windows up to 15:00");
+    assert_eq!((summary["stored"].as_u64(), summary["duplicates"].as_u64()), (Some(20), Some(20)));
+    let checkpoints = summary["checkpoints"].as_array().unwrap();
+    assert_eq!(checkpoints.len(), 2);
+    assert_eq!(checkpoints[1]["reported_until"], "2025-03-10T15:00:00Z");
+    assert_eq!(checkpoints[1]["region"], "east");
+    let requests = seen.lock().unwrap().clone();
+    let usage: Vec<_> = requests.iter().filter(|line| line.contains("subscriberUsageAggregates")).collect();
+    assert_eq!(usage.len(), 2, "{requests:?}");
+    assert!(usage[0].contains("subscriberId=3f2a6c1e-8b4d-4e1a-9c7f-2d5b8e0a1c11"), "{}", usage[0]);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("s3cret"));
+
+    let missing_secret =
+        cms(&["ingest", "region", "--config", config.to_str().unwrap(), "--until", "2025-03-10T15:30:00Z"]);
+    assert_eq!(missing_secret.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing_secret.stderr).contains("client_secret_env"));
+}
