@@ -16,26 +16,73 @@ pub struct CsvInput<R: Read> {
     record: csv::ByteRecord,
 }
 
+/// Where each name of `wanted` sits in a header record (names compared trimmed, ignoring ASCII case).
+pub fn column_positions(
+    header: &csv::ByteRecord,
+    source: &str,
+    wanted: &[&str],
+) -> Result<Vec<usize>, CmsError> {
+    let names: Vec<String> =
+        header.iter().map(|name| String::from_utf8_lossy(name).trim().to_owned()).collect();
+    wanted
+        .iter()
+        .map(|want| {
+            names.iter().position(|name| name.eq_ignore_ascii_case(want)).ok_or_else(|| CmsError::BadHeader {
+                at: Location::line(source, 1),
+                expected: (*want).to_owned(),
+                found: names.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A field as UTF-8 text, trimmed; `name` is for errors.
+pub fn field_text<'a>(bytes: &'a [u8], name: &str, at: &dyn Fn() -> Location) -> Result<&'a str, CmsError> {
+    std::str::from_utf8(bytes)
+        .map(str::trim)
+        .map_err(|_| CmsError::BadRecord { at: at(), reason: format!("{name} is not valid UTF-8") })
+}
+
+/// A field as non-empty text.
+pub fn field_required<'a>(
+    bytes: &'a [u8],
+    name: &str,
+    at: &dyn Fn() -> Location,
+) -> Result<&'a str, CmsError> {
+    let text = field_text(bytes, name, at)?;
+    if text.is_empty() {
+        return Err(CmsError::BadRecord { at: at(), reason: format!("{name} is empty") });
+    }
+    Ok(text)
+}
+
+/// A field as an exact decimal.
+pub fn field_decimal(bytes: &[u8], name: &str, at: &dyn Fn() -> Location) -> Result<Decimal, CmsError> {
+    let text = field_text(bytes, name, at)?;
+    parse_decimal(text).ok_or_else(|| CmsError::BadDecimal {
+        at: at(),
+        field: name.to_owned(),
+        text: text.to_owned(),
+    })
+}
+
 impl<R: Read> CsvInput<R> {
     /// Open a CSV stream whose header must contain every name of `wanted`.
     pub fn new(input: R, source: &str, wanted: &[&str]) -> Result<Self, CmsError> {
         let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
         let header = reader.byte_headers().map_err(|error| csv_error(source, &error))?.clone();
-        let names: Vec<String> =
-            header.iter().map(|name| String::from_utf8_lossy(name).trim().to_owned()).collect();
-        let columns = wanted
-            .iter()
-            .map(|want| {
-                names.iter().position(|name| name.eq_ignore_ascii_case(want)).ok_or_else(|| {
-                    CmsError::BadHeader {
-                        at: Location::line(source, 1),
-                        expected: (*want).to_owned(),
-                        found: names.clone(),
-                    }
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let columns = column_positions(&header, source, wanted)?;
         Ok(Self { reader, source: source.to_owned(), columns, record: csv::ByteRecord::new() })
+    }
+
+    /// The current record.
+    pub fn record(&self) -> &csv::ByteRecord {
+        &self.record
+    }
+
+    /// The positions of the wanted columns.
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
     }
 
     /// The source name.
@@ -65,29 +112,17 @@ impl<R: Read> CsvInput<R> {
 
     /// Wanted column `index` as UTF-8 text (trimmed); `name` is for errors.
     pub fn text(&self, index: usize, name: &str) -> Result<&str, CmsError> {
-        std::str::from_utf8(self.bytes(index)).map(str::trim).map_err(|_| CmsError::BadRecord {
-            at: self.location(),
-            reason: format!("{name} is not valid UTF-8"),
-        })
+        field_text(self.bytes(index), name, &|| self.location())
     }
 
     /// Wanted column `index` as non-empty text.
     pub fn required(&self, index: usize, name: &str) -> Result<&str, CmsError> {
-        let text = self.text(index, name)?;
-        if text.is_empty() {
-            return Err(CmsError::BadRecord { at: self.location(), reason: format!("{name} is empty") });
-        }
-        Ok(text)
+        field_required(self.bytes(index), name, &|| self.location())
     }
 
     /// Wanted column `index` as an exact decimal.
     pub fn decimal(&self, index: usize, name: &str) -> Result<Decimal, CmsError> {
-        let text = self.text(index, name)?;
-        parse_decimal(text).ok_or_else(|| CmsError::BadDecimal {
-            at: self.location(),
-            field: name.to_owned(),
-            text: text.to_owned(),
-        })
+        field_decimal(self.bytes(index), name, &|| self.location())
     }
 }
 

@@ -18,12 +18,13 @@ use serde_json::value::RawValue;
 use crate::billing::{BillingRules, MonthEndReport};
 use crate::error::{CmsError, Location};
 use crate::formats::csv_input::CsvInput;
+pub use crate::formats::usage_csv::read_usage;
 use crate::model::hierarchy::{Hierarchy, NodeKind};
 use crate::model::meter::MeterId;
 use crate::model::money::{Currency, RoundingMode, parse_decimal};
 use crate::model::pricing::{CommissionPlan, PriceList};
 use crate::model::tiers::{Tier, TierMode};
-use crate::model::time::{Period, parse_timestamp_seconds};
+use crate::model::time::Period;
 use crate::model::usage::UsageRow;
 
 /// The id the month-end gives the platform root of a workload hierarchy.
@@ -200,62 +201,6 @@ pub fn read_commission(input: impl Read, source: &str) -> Result<CommissionPlan,
         bands.push(Tier { from, rate });
     }
     CommissionPlan::new(COMMISSION_PLAN_ID, TierMode::Graduated, bands)
-}
-
-/// Stream `usage.csv`, calling `visit` with each row and its location. Stops at the first bad row with an
-/// error naming its line. Quantities must not be negative.
-pub fn read_usage(
-    input: impl Read,
-    source: &str,
-    mut visit: impl FnMut(&UsageRow<'_>, &dyn Fn() -> Location) -> Result<(), CmsError>,
-) -> Result<(), CmsError> {
-    const COLUMNS: [&str; 7] = [
-        "subscription_id",
-        "meter_id",
-        "usage_start_time",
-        "usage_end_time",
-        "quantity",
-        "resource_uri",
-        "location",
-    ];
-    let mut csv = CsvInput::new(input, source, &COLUMNS)?;
-    while csv.next_record()? {
-        let at = || csv.location();
-        let subscription = csv.required(0, COLUMNS[0])?;
-        let meter_bytes = csv.bytes(1);
-        let meter = MeterId::parse_bytes(meter_bytes).map_err(|_| CmsError::BadMeterId {
-            at: at(),
-            text: String::from_utf8_lossy(meter_bytes).into_owned(),
-        })?;
-        let timestamp = |index: usize| {
-            let bytes = csv.bytes(index);
-            parse_timestamp_seconds(bytes).ok_or_else(|| CmsError::BadTimestamp {
-                at: at(),
-                field: COLUMNS[index].to_owned(),
-                text: String::from_utf8_lossy(bytes).into_owned(),
-            })
-        };
-        let (start, end) = (timestamp(2)?, timestamp(3)?);
-        let quantity = csv.decimal(4, COLUMNS[4])?;
-        if quantity.is_sign_negative() && !quantity.is_zero() {
-            return Err(CmsError::NegativeQuantity {
-                at: at(),
-                meter: meter.canonical(),
-                quantity: quantity.to_string(),
-            });
-        }
-        let row = UsageRow {
-            subscription,
-            meter,
-            start,
-            end,
-            quantity,
-            resource_uri: csv.text(5, COLUMNS[5])?,
-            location: csv.text(6, COLUMNS[6])?,
-        };
-        visit(&row, &at)?;
-    }
-    Ok(())
 }
 
 /// The four output files, written to the given sinks.

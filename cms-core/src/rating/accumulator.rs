@@ -347,10 +347,16 @@ impl UsageAccumulator {
     }
 
     /// Count the row and tell whether it falls outside the period; refuse a backwards interval.
-    fn admit(&mut self, start: i64, end: i64, at: impl FnOnce() -> Location) -> Result<Option<Outcome>, CmsError> {
+    fn admit(
+        &mut self,
+        start: i64,
+        end: i64,
+        at: impl FnOnce() -> Location,
+    ) -> Result<Option<Outcome>, CmsError> {
         if end <= start {
             let show = |seconds: i64| {
-                chrono::DateTime::from_timestamp(seconds, 0).map_or_else(|| seconds.to_string(), |t| t.to_rfc3339())
+                chrono::DateTime::from_timestamp(seconds, 0)
+                    .map_or_else(|| seconds.to_string(), |t| t.to_rfc3339())
             };
             return Err(CmsError::BadInterval { at: at(), start: show(start), end: show(end) });
         }
@@ -472,11 +478,12 @@ impl UsageAccumulator {
                         continue;
                     }
                     let value = slot_value(raw, &series.spilled, slot);
-                    let previous = match put_hourly(&mut self.series[target], hours, slot, SlotValue::Exact(value)) {
-                        Change::New => None,
-                        Change::Same => Some(value),
-                        Change::Replaced(old) => Some(old),
-                    };
+                    let previous =
+                        match put_hourly(&mut self.series[target], hours, slot, SlotValue::Exact(value)) {
+                            Change::New => None,
+                            Change::Same => Some(value),
+                            Change::Replaced(old) => Some(old),
+                        };
                     let start = self.start + i64::try_from(slot).unwrap_or(0) * SECONDS_PER_HOUR;
                     note(previous, value, start, start + SECONDS_PER_HOUR);
                 }

@@ -5,6 +5,6 @@
 pub mod accumulator;
 
 pub use accumulator::{
-    Correction, IngestStats, MeterQuantity, Outcome, Quantities, SeriesQuantity, UsageAccumulator,
+    Correction, IngestStats, MeterQuantity, Outcome, Quantities, SeriesId, SeriesQuantity, UsageAccumulator,
     from_micros, to_micros,
 };
