@@ -341,6 +341,71 @@ impl CmsError {
         }
     }
 
+    /// The location of the record at fault, for errors that name one.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Self::Io { at, .. }
+            | Self::BadHeader { at, .. }
+            | Self::BadRecord { at, .. }
+            | Self::BadDecimal { at, .. }
+            | Self::BadTimestamp { at, .. }
+            | Self::BadMeterId { at, .. }
+            | Self::NegativeQuantity { at, .. }
+            | Self::BadInterval { at, .. }
+            | Self::UnknownSubscription { at, .. }
+            | Self::InvalidValue { at, .. }
+            | Self::BadJson { at, .. }
+            | Self::MixedGranularity { at, .. }
+            | Self::LateUsageRefused { at, .. } => Some(at),
+            Self::UnknownNode { context, .. }
+            | Self::DuplicateNode { context, .. }
+            | Self::InvalidHierarchy { context, .. } => context.as_ref(),
+            Self::UnpricedMeter { first, .. } => Some(first),
+            Self::TierOverlap { .. }
+            | Self::TierStart { .. }
+            | Self::InvalidPeriod { .. }
+            | Self::CurrencyMismatch { .. }
+            | Self::Overflow { .. }
+            | Self::Http { .. }
+            | Self::UsageApi { .. }
+            | Self::Auth { .. }
+            | Self::Store { .. } => None,
+        }
+    }
+
+    /// The location of the record at fault, to adjust it (a parser that saw a part of a file knows lines
+    /// relative to that part).
+    pub fn location_mut(&mut self) -> Option<&mut Location> {
+        match self {
+            Self::Io { at, .. }
+            | Self::BadHeader { at, .. }
+            | Self::BadRecord { at, .. }
+            | Self::BadDecimal { at, .. }
+            | Self::BadTimestamp { at, .. }
+            | Self::BadMeterId { at, .. }
+            | Self::NegativeQuantity { at, .. }
+            | Self::BadInterval { at, .. }
+            | Self::UnknownSubscription { at, .. }
+            | Self::InvalidValue { at, .. }
+            | Self::BadJson { at, .. }
+            | Self::MixedGranularity { at, .. }
+            | Self::LateUsageRefused { at, .. } => Some(at),
+            Self::UnknownNode { context, .. }
+            | Self::DuplicateNode { context, .. }
+            | Self::InvalidHierarchy { context, .. } => context.as_mut(),
+            Self::UnpricedMeter { first, .. } => Some(first),
+            Self::TierOverlap { .. }
+            | Self::TierStart { .. }
+            | Self::InvalidPeriod { .. }
+            | Self::CurrencyMismatch { .. }
+            | Self::Overflow { .. }
+            | Self::Http { .. }
+            | Self::UsageApi { .. }
+            | Self::Auth { .. }
+            | Self::Store { .. } => None,
+        }
+    }
+
     /// Every code the core can return, for bindings and conformance checks.
     pub const CODES: &'static [&'static str] = &[
         "io",

@@ -51,11 +51,9 @@
 //! columns the caller names. `read_focus_csv(write_focus_csv(rows))` gives back `rows`.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::rc::Rc;
+use std::io::{Read, Write};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -63,15 +61,16 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::{CmsError, Location};
-use crate::formats::csv_input::csv_error;
+use crate::formats::csv_input::GuardedReader;
 use crate::model::money::{Currency, parse_decimal};
 use crate::model::time::parse_timestamp;
 
+/// The record size cap is shared by every CSV reader of the crate; it lives in
+/// [`csv_input`](crate::formats::csv_input).
+pub use crate::formats::csv_input::MAX_RECORD_BYTES;
+
 /// The FOCUS version this module reads and writes.
 pub const FOCUS_VERSION: &str = "1.2";
-
-/// The longest record (header or row, in bytes) the reader accepts.
-pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 
 /// The columns a FOCUS 1.2 dataset must contain (the specification's presence rules marked MUST with no
 /// condition); [`read_focus_csv`] refuses a header without any of them.
@@ -99,8 +98,6 @@ pub const MANDATORY_COLUMNS: &[&str] = &[
     "ServiceName",
 ];
 
-/// The csv reader's buffer; the size cap allows for what it may have read ahead.
-const BUFFER_BYTES: u64 = 64 * 1024;
 /// Longest value quoted back in an error message.
 const EXCERPT_CHARS: usize = 200;
 /// Label of the writer's output in errors.
@@ -566,39 +563,11 @@ pub fn read_focus_csv(
     source: &str,
     mut visit: impl FnMut(&FocusCharge, &Location) -> Result<(), CmsError>,
 ) -> Result<FocusReadSummary, CmsError> {
-    let limit = Rc::new(Cell::new(record_limit(0)));
-    let tripped = Rc::new(Cell::new(false));
-    let guarded = GuardedInput::new(input, Rc::clone(&limit), Rc::clone(&tripped));
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .buffer_capacity(usize::try_from(BUFFER_BYTES).unwrap_or(8 * 1024))
-        .from_reader(guarded);
-    let read_error = |error: &csv::Error, line: u64| {
-        if tripped.get() {
-            CmsError::BadRecord {
-                at: Location::line(source, line),
-                reason: format!("record longer than {MAX_RECORD_BYTES} bytes"),
-            }
-        } else {
-            csv_error(source, error)
-        }
-    };
-    let header = match reader.byte_headers() {
-        Ok(header) => header.clone(),
-        Err(error) => return Err(read_error(&error, 1)),
-    };
-    let layout = Layout::new(&header, source)?;
+    let mut reader = GuardedReader::new(input, source);
+    let layout = Layout::new(reader.header()?, source)?;
     let mut tally = Tally::default();
     let mut record = csv::ByteRecord::new();
-    loop {
-        let start = reader.position().clone();
-        limit.set(record_limit(start.byte()));
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(error) => return Err(read_error(&error, start.line())),
-        }
-        let line = record.position().map_or(start.line(), csv::Position::line);
+    while let Some(line) = reader.read(&mut record)? {
         let cells = Cells { record: &record, layout: &layout, source, line };
         let charge = cells.charge()?;
         tally.add(&charge);
@@ -664,143 +633,6 @@ pub fn write_focus_csv<'a>(
 
 fn is_extension(name: &str) -> bool {
     name.starts_with("x_") || name.starts_with("X_")
-}
-
-/// How many bytes the reader may have taken from the input once the record starting at `start` is read.
-fn record_limit(start: u64) -> u64 {
-    // Two bytes of slack for a CRLF terminator after a record of exactly the maximum length.
-    start.saturating_add(MAX_RECORD_BYTES + 2 + BUFFER_BYTES)
-}
-
-/// Wraps the input for the csv reader:
-/// - drops a UTF-8 byte order mark (Azure writes one; the csv crate keeps it in the first column name);
-/// - turns record terminators (`\r\n`, lone `\r`) into `\n`, leaving line breaks inside quoted fields as
-///   they are: the csv crate counts lines by `\n` and, on CRLF input, would give each record the line
-///   of the one before it;
-/// - fails once more bytes are asked for than the current record may span (the limit moves forward after
-///   each record), so the csv reader never buffers more than one maximal record.
-struct GuardedInput<R> {
-    inner: R,
-    delivered: u64,
-    limit: Rc<Cell<u64>>,
-    tripped: Rc<Cell<bool>>,
-    sniffed: bool,
-    prefix: [u8; 3],
-    prefix_start: usize,
-    prefix_end: usize,
-    state: LineState,
-}
-
-/// Where the line-end normaliser is, with the csv parser's quoting rules (a quote opens a quoted field
-/// only at the start of a field; `""` inside one is a literal quote).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LineState {
-    FieldStart,
-    Unquoted,
-    Quoted,
-    QuoteInQuoted,
-    AfterCarriageReturn,
-}
-
-impl<R: Read> GuardedInput<R> {
-    fn new(inner: R, limit: Rc<Cell<u64>>, tripped: Rc<Cell<bool>>) -> Self {
-        Self {
-            inner,
-            delivered: 0,
-            limit,
-            tripped,
-            sniffed: false,
-            prefix: [0; 3],
-            prefix_start: 0,
-            prefix_end: 0,
-            state: LineState::FieldStart,
-        }
-    }
-
-    fn sniff_byte_order_mark(&mut self) -> io::Result<()> {
-        self.sniffed = true;
-        let mut filled = 0;
-        while filled < self.prefix.len() {
-            match self.inner.read(&mut self.prefix[filled..]) {
-                Ok(0) => break,
-                Ok(count) => filled += count,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        self.prefix_end = if self.prefix[..filled] == [0xEF, 0xBB, 0xBF] { 0 } else { filled };
-        Ok(())
-    }
-
-    fn read_raw(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        if self.prefix_start < self.prefix_end {
-            let count = (self.prefix_end - self.prefix_start).min(buffer.len());
-            buffer[..count].copy_from_slice(&self.prefix[self.prefix_start..self.prefix_start + count]);
-            self.prefix_start += count;
-            Ok(count)
-        } else {
-            self.inner.read(buffer)
-        }
-    }
-
-    /// Rewrite `bytes` in place with normalised line ends; returns how many bytes are kept.
-    fn normalise(&mut self, bytes: &mut [u8]) -> usize {
-        let mut kept = 0;
-        for index in 0..bytes.len() {
-            let byte = bytes[index];
-            let state = if self.state == LineState::AfterCarriageReturn {
-                if byte == b'\n' {
-                    self.state = LineState::FieldStart;
-                    continue;
-                }
-                LineState::FieldStart
-            } else {
-                self.state
-            };
-            let (next, out) = match (state, byte) {
-                (LineState::Quoted, b'"') => (LineState::QuoteInQuoted, byte),
-                (LineState::Quoted, _) | (LineState::QuoteInQuoted | LineState::FieldStart, b'"') => {
-                    (LineState::Quoted, byte)
-                }
-                (_, b'\r') => (LineState::AfterCarriageReturn, b'\n'),
-                (_, b',' | b'\n') => (LineState::FieldStart, byte),
-                _ => (LineState::Unquoted, byte),
-            };
-            self.state = next;
-            bytes[kept] = out;
-            kept += 1;
-        }
-        kept
-    }
-}
-
-impl<R: Read> Read for GuardedInput<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        if buffer.is_empty() {
-            return Ok(0);
-        }
-        if !self.sniffed {
-            self.sniff_byte_order_mark()?;
-        }
-        let limit = self.limit.get();
-        if self.delivered >= limit {
-            self.tripped.set(true);
-            return Err(io::Error::other("record too long"));
-        }
-        let room = usize::try_from(limit - self.delivered).unwrap_or(usize::MAX).min(buffer.len());
-        loop {
-            let count = self.read_raw(&mut buffer[..room])?;
-            if count == 0 {
-                return Ok(0);
-            }
-            // A chunk may shrink to nothing (the `\n` of a `\r\n`); read on rather than report the end.
-            let kept = self.normalise(&mut buffer[..count]);
-            if kept > 0 {
-                self.delivered = self.delivered.saturating_add(u64::try_from(kept).unwrap_or(u64::MAX));
-                return Ok(kept);
-            }
-        }
-    }
 }
 
 /// Where each column sits in the file.
@@ -1471,91 +1303,9 @@ mod tests {
     }
 
     #[test]
-    fn guarded_input_drops_the_byte_order_mark_and_caps_reads() {
-        let limit = Rc::new(Cell::new(5));
-        let tripped = Rc::new(Cell::new(false));
-        let mut input =
-            GuardedInput::new(&b"\xEF\xBB\xBFabcdefgh"[..], Rc::clone(&limit), Rc::clone(&tripped));
-        let mut buffer = [0_u8; 16];
-        let count = input.read(&mut buffer).unwrap();
-        assert_eq!(&buffer[..count], b"abcde");
-        assert!(input.read(&mut buffer).is_err());
-        assert!(tripped.get());
-        limit.set(100);
-        let count = input.read(&mut buffer).unwrap();
-        assert_eq!(&buffer[..count], b"fgh");
-
-        let mut short = GuardedInput::new(&b"ab"[..], Rc::new(Cell::new(100)), Rc::new(Cell::new(false)));
-        let count = short.read(&mut buffer).unwrap();
-        assert_eq!(&buffer[..count], b"ab");
-        assert_eq!(short.read(&mut buffer).unwrap(), 0);
-    }
-
-    #[test]
     fn excerpts_are_short() {
         assert_eq!(excerpt("abc"), "abc");
         let long = "é".repeat(500);
         assert_eq!(excerpt(&long).chars().count(), EXCERPT_CHARS + 3);
-    }
-
-    /// Reads its bytes a few at a time, to put chunk boundaries everywhere.
-    struct Trickle<'a> {
-        bytes: &'a [u8],
-        sizes: Vec<usize>,
-        turn: usize,
-    }
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-            let size = self.sizes[self.turn % self.sizes.len()].min(buffer.len()).min(self.bytes.len());
-            self.turn += 1;
-            buffer[..size].copy_from_slice(&self.bytes[..size]);
-            self.bytes = &self.bytes[size..];
-            Ok(size)
-        }
-    }
-
-    fn parse(input: impl Read) -> Vec<(u64, Vec<Vec<u8>>)> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
-        let mut records = Vec::new();
-        let mut record = csv::ByteRecord::new();
-        while reader.read_byte_record(&mut record).unwrap() {
-            let line = record.position().map_or(0, csv::Position::line);
-            records.push((line, record.iter().map(<[u8]>::to_vec).collect()));
-        }
-        records
-    }
-
-    fn guarded(bytes: &[u8], sizes: Vec<usize>) -> GuardedInput<Trickle<'_>> {
-        let trickle = Trickle { bytes, sizes, turn: 0 };
-        GuardedInput::new(trickle, Rc::new(Cell::new(u64::MAX)), Rc::new(Cell::new(false)))
-    }
-
-    #[test]
-    fn crlf_records_get_their_own_line() {
-        let crlf = b"a,b\r\n1,\"x\r\ny\"\r\n2,z\r\n";
-        let lines: Vec<u64> = parse(guarded(crlf, vec![64])).iter().map(|(line, _)| *line).collect();
-        assert_eq!(lines, [1, 2, 4]);
-        let records = parse(guarded(crlf, vec![1]));
-        assert_eq!(records[1].1[1], b"x\r\ny", "a line break inside quotes is data");
-    }
-
-    proptest::proptest! {
-        /// The csv parser sees the same records, field for field, through the normaliser, wherever the chunk
-        /// boundaries fall; with `\n` line ends only, the lines are the same too.
-        #[test]
-        fn normalising_keeps_every_field(
-            bytes in proptest::collection::vec(proptest::sample::select(b"ab,\"\r\n".to_vec()), 0..64),
-            sizes in proptest::collection::vec(1usize..5, 1..4),
-        ) {
-            let fields = |records: Vec<(u64, Vec<Vec<u8>>)>| {
-                records.into_iter().map(|(_, fields)| fields).collect::<Vec<_>>()
-            };
-            let through = fields(parse(guarded(&bytes, sizes.clone())));
-            proptest::prop_assert_eq!(fields(parse(&bytes[..])), through);
-            if !bytes.contains(&b'\r') {
-                proptest::prop_assert_eq!(parse(&bytes[..]), parse(guarded(&bytes, sizes)));
-            }
-        }
     }
 }
