@@ -14,10 +14,13 @@ use clap::{Args, Subcommand};
 use cms_azure_stack::{ClientCredentials, MultiRegionSource, PageFolderSource, RegionConfig, UsageApiClient};
 use cms_core::engine::{Cms, Event, IngestPolicy, IngestSummary};
 use cms_core::error::Location;
+use cms_core::formats::focus::read_focus_csv;
+use cms_core::formats::focus_usage::charge_to_usage;
 use cms_core::formats::usage_api::parse_page;
 use cms_core::formats::workload::{PLATFORM_ID, read_hierarchy, read_subscriptions};
 use cms_core::model::hierarchy::Hierarchy;
 use cms_core::model::time::{Instant, Period, parse_timestamp};
+use cms_core::model::usage::UsageRecord;
 use cms_core::source::{PageOrigin, SourcedPage, UsageSource};
 use cms_core::store::{MemoryStore, Store};
 use cms_core::{CmsError, Decimal};
@@ -43,6 +46,12 @@ pub enum Source {
         /// The region (stamp) the pages come from, recorded with the usage.
         #[arg(long, default_value = "")]
         region: String,
+    },
+    /// FOCUS 1.2 cost data of other clouds (Azure, AWS, GCP exports), billed by pass-through pricing.
+    Focus {
+        /// FOCUS CSV files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Live regions: the provider Usage API of each stamp, per subscriber, from its checkpoint.
     Region {
@@ -205,6 +214,10 @@ pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
         };
         cms.execute(&Event::IngestPolicySet { policy })?;
     }
+    if let Source::Focus { files } = &source {
+        let summary = ingest_focus(&mut cms, files)?;
+        return finish(&cms, options, &summary);
+    }
     let (mut inner, pages): (Box<dyn UsageSource>, Option<u64>) = match source {
         Source::Pages { files } => {
             let count = files.len() as u64;
@@ -230,6 +243,7 @@ pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
                 .collect::<Result<Vec<_>, CmsError>>()?;
             (Box::new(MultiRegionSource::new(clients)?.with_checkpoints(&cms.checkpoints()?)), None)
         }
+        Source::Focus { .. } => return Ok(()),
     };
     let bar = match pages {
         Some(count) => ProgressBar::new(count),
@@ -241,16 +255,71 @@ pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
     );
     let summary = cms.pull(&mut Progress { inner: inner.as_mut(), bar: bar.clone() });
     bar.finish_and_clear();
-    let summary = summary?;
+    finish(&cms, options, &summary?)
+}
+
+fn finish(cms: &Cms<MemoryStore>, options: &Options, summary: &IngestSummary) -> Result<(), CmsError> {
     if let Some(out) = &options.out {
-        export(&cms, out)?;
+        export(cms, out)?;
     }
     if options.json {
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        println!("{}", serde_json::to_string_pretty(summary).unwrap_or_default());
     } else {
-        print_summary(&summary);
+        print_summary(summary);
     }
     Ok(())
+}
+
+/// Rows of a FOCUS file go to the engine in batches of this many.
+const FOCUS_BATCH: usize = 1000;
+
+/// FOCUS files, streamed in batches through the engine's rules. Tax rows are counted and skipped (CMS
+/// computes its own taxes).
+fn ingest_focus(cms: &mut Cms<MemoryStore>, files: &[PathBuf]) -> Result<IngestSummary, CmsError> {
+    let mut summary = IngestSummary::default();
+    let bar = ProgressBar::new(files.len() as u64);
+    for path in files {
+        let name = path
+            .file_name()
+            .map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned());
+        bar.set_message(name.clone());
+        let input = BufReader::new(File::open(path).map_err(|error| io_error(path, &error))?);
+        let mut batch: Vec<UsageRecord> = Vec::with_capacity(FOCUS_BATCH);
+        let mut first_line = 2;
+        let mut flush = |batch: &mut Vec<UsageRecord>, first: u64, last: u64| -> Result<(), CmsError> {
+            if !batch.is_empty() {
+                let origin = PageOrigin::named(format!("{name} lines {first}-{last}"));
+                let mut part = cms.ingest(batch, &origin)?;
+                part.pages = 1;
+                summary.add(part);
+                batch.clear();
+            }
+            Ok(())
+        };
+        let mut last_line = 1;
+        let mut taxes = 0;
+        read_focus_csv(input, &name, |charge, at| {
+            last_line = match at.position {
+                cms_core::error::Position::Line(line) => line,
+                _ => last_line + 1,
+            };
+            match charge_to_usage(charge) {
+                Some(record) => batch.push(record),
+                None => taxes += 1,
+            }
+            if batch.len() == FOCUS_BATCH {
+                flush(&mut batch, first_line, last_line)?;
+                first_line = last_line + 1;
+            }
+            Ok(())
+        })?;
+        flush(&mut batch, first_line, last_line)?;
+        summary.received += taxes;
+        summary.tax_rows_skipped += taxes;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(summary)
 }
 
 fn print_summary(summary: &IngestSummary) {
@@ -263,6 +332,7 @@ fn print_summary(summary: &IngestSummary) {
         vec!["corrections".into(), count(summary.corrections.len() as u64)],
         vec!["late (adjustments of closed periods)".into(), count(summary.late_adjustments)],
         vec!["excluded subscriptions".into(), count(summary.excluded)],
+        vec!["FOCUS tax rows (not imported)".into(), count(summary.tax_rows_skipped)],
         vec!["refused".into(), count(summary.refused.len() as u64)],
         vec!["unknown meters (kept)".into(), count(summary.unknown_meters.values().sum())],
         vec![

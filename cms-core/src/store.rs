@@ -4,8 +4,8 @@
 //! Contract, which every implementation passes (see the conformance suite in this module's tests):
 //! - events are appended atomically per call, in order, and read back in that order;
 //! - usage is keyed by its natural key (subscription and resource uri compared ignoring ASCII case):
-//!   an exact repeat is a duplicate and changes nothing; the same key with another quantity replaces the
-//!   stored quantity and is reported as a correction; one call is one transaction;
+//!   an exact repeat ([`same_values`]) is a duplicate and changes nothing; the same key with another quantity
+//!   or source cost replaces the stored record and is reported as a correction; one call is one transaction;
 //! - `for_each_usage` visits the records whose usage start lies in the period.
 
 use std::collections::BTreeMap;
@@ -92,6 +92,12 @@ pub fn folded_key(record: &UsageRecord) -> UsageKey {
     }
 }
 
+/// Whether two records of one key carry the same values: an exact repeat. Quantities (and source costs)
+/// compare as numbers, so `1.5` equals `1.50`.
+pub fn same_values(stored: &UsageRecord, incoming: &UsageRecord) -> bool {
+    stored.quantity == incoming.quantity && stored.cost == incoming.cost
+}
+
 /// A store in memory: for tests, the demo, and embedding apps that persist elsewhere.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
@@ -134,7 +140,7 @@ impl Store for MemoryStore {
                     self.usage.insert(key, record.clone());
                     write.inserted += 1;
                 }
-                Some(stored) if stored.quantity == record.quantity => write.duplicates += 1,
+                Some(stored) if same_values(stored, record) => write.duplicates += 1,
                 Some(stored) => {
                     write.corrections.push(StoredCorrection {
                         key: record.key(),
@@ -263,6 +269,21 @@ pub mod conformance {
             "a checkpoint replaces its predecessor",
         )?;
 
+        let mut costly = record("sub-c", 2, "1");
+        costly.cost = Some(crate::model::usage::SourceCost {
+            amount: parse_decimal("4.5").unwrap_or_default(),
+            currency: crate::model::money::Currency::USD,
+        });
+        store.put_usage(std::slice::from_ref(&costly), None).map_err(|error| error.to_string())?;
+        let mut restated = costly.clone();
+        restated.cost = Some(crate::model::usage::SourceCost {
+            amount: parse_decimal("4.75").unwrap_or_default(),
+            currency: crate::model::money::Currency::USD,
+        });
+        let cost_change = store.put_usage(&[restated.clone()], None).map_err(|error| error.to_string())?;
+        check(cost_change.corrections.len() == 1, "another source cost for the same key is a correction")?;
+        let kept = store.usage(&restated.key()).map_err(|error| error.to_string())?;
+        check(kept.is_some_and(|found| found.cost == restated.cost), "the new cost is kept")?;
         let stored = store.usage(&record("SUB-A", 1, "0").key()).map_err(|error| error.to_string())?;
         check(
             stored.is_some_and(|found| found.quantity == parse_decimal("2.25").unwrap_or_default()),
@@ -294,7 +315,7 @@ pub mod conformance {
             })
             .map_err(|error| error.to_string())?;
         check(
-            count == 3 && total == parse_decimal("6.75").unwrap_or_default(),
+            count == 4 && total == parse_decimal("7.75").unwrap_or_default(),
             "usage reads back with the correction",
         )?;
         let november = october.next_month().map_err(|error| error.to_string())?;

@@ -5,6 +5,6 @@ pub mod month_end;
 
 pub use month_end::{
     AdjustmentQuantity, BillingInput, BillingRules, CommissionStatement, Invoice, InvoiceLine, LineKind,
-    MonthEndReport, NotBilled, NotBilledReason, OverrideStatement, PassThroughCharge, TenantRevenue, bill,
-    bill_with,
+    MonthEndReport, NotBilled, NotBilledReason, OverrideStatement, PassThroughBefore, PassThroughCharge,
+    TenantRevenue, bill, bill_with,
 };

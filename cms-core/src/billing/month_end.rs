@@ -217,6 +217,20 @@ pub struct PassThroughCharge {
     pub cost: Decimal,
     /// The source currency.
     pub currency: Currency,
+    /// For changes to an earlier, invoiced period: that period and what it was invoiced on. The line then
+    /// bills `round(price(cost)) - round(price(cost before))` as an adjustment.
+    pub adjusts: Option<PassThroughBefore>,
+}
+
+/// What an earlier period's pass-through charge was invoiced on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassThroughBefore {
+    /// The earlier period.
+    pub period: Period,
+    /// Its quantity as invoiced so far.
+    pub quantity: Decimal,
+    /// Its cost as invoiced so far.
+    pub cost: Decimal,
 }
 
 /// Everything to bill for a period.
@@ -383,16 +397,35 @@ impl<'a> InvoiceBuilder<'a> {
             return Ok(());
         };
         let uplift = list.pass_through_uplift.unwrap_or_default();
-        let amount_exact = checked_mul(checked_mul(charge.cost, fx_rate)?, Decimal::ONE + uplift)?;
+        let price = |cost: Decimal| checked_mul(checked_mul(cost, fx_rate)?, Decimal::ONE + uplift);
+        let rounding = self.rules.rounding(list.currency);
+        let amount_exact = price(charge.cost)?;
+        let (quantity, amount_exact, amount, kind) = match charge.adjusts {
+            None => (
+                charge.quantity,
+                amount_exact,
+                rounding.apply(amount_exact),
+                LineKind::PassThrough { uplift, fx_rate },
+            ),
+            Some(before) => {
+                let before_exact = price(before.cost)?;
+                (
+                    charge.quantity - before.quantity,
+                    amount_exact - before_exact,
+                    rounding.apply(amount_exact) - rounding.apply(before_exact),
+                    LineKind::Adjustment { adjusts: before.period },
+                )
+            }
+        };
         let line = InvoiceLine {
             subscription: id,
             meter: charge.meter,
             unit: charge.unit.clone(),
-            quantity: charge.quantity,
+            quantity,
             price_list: list.id.clone(),
             amount_exact,
-            amount: self.rules.rounding(list.currency).apply(amount_exact),
-            kind: LineKind::PassThrough { uplift, fx_rate },
+            amount,
+            kind,
         };
         let currency = list.currency;
         self.push(tenant, currency, line)

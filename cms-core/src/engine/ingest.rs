@@ -7,8 +7,9 @@
 //!    as hourly) or a daily bucket (UTC midnight to midnight), and one subscription keeps one granularity per
 //!    period: a record that would mix hourly and daily usage is refused (`mixed_granularity`);
 //! 3. a record of an already invoiced (closed) period is late: within the look-back window (default 2
-//!    periods before the latest closed one, that one included) it is stored with an [`Adjustment`] that the
-//!    next open period's invoice bills; beyond it, it is refused (`late_usage_refused`);
+//!    periods before the latest closed one, that one included) it is stored with an [`Adjustment`] (the
+//!    quantity it adds and, for a record with a source cost, the cost it adds) that the next open period's
+//!    invoice bills; beyond it, it is refused (`late_usage_refused`);
 //! 4. everything else goes to the store, which counts duplicates and corrections by natural key.
 //!
 //! Refused records are listed in the summary with their position; the other records of the page are
@@ -111,6 +112,9 @@ pub struct IngestSummary {
     pub corrections: Vec<StoredCorrection>,
     /// Records of excluded subscriptions, dropped.
     pub excluded: u64,
+    /// FOCUS tax rows, not imported (CMS computes the taxes of its own invoices).
+    #[serde(default)]
+    pub tax_rows_skipped: u64,
     /// Records of closed periods stored as adjustments for the next open period.
     pub late_adjustments: u64,
     /// Records refused, with the reason.
@@ -136,6 +140,7 @@ impl IngestSummary {
         self.duplicates += other.duplicates;
         self.corrections.extend(other.corrections);
         self.excluded += other.excluded;
+        self.tax_rows_skipped += other.tax_rows_skipped;
         self.late_adjustments += other.late_adjustments;
         self.refused.extend(other.refused);
         for (meter, count) in other.unknown_meters {
@@ -251,13 +256,11 @@ pub fn classify(
         let mut stored_form = record.clone();
         if closed.contains(&period) {
             let latest = latest_closed.unwrap_or(period);
-            if months_between(&period, &latest) >= i64::from(policy.look_back_periods)
-                || record.cost.is_some()
-            {
+            if months_between(&period, &latest) >= i64::from(policy.look_back_periods) {
                 let error = CmsError::LateUsageRefused {
                     at: at(),
                     period: period.to_string(),
-                    window: if record.cost.is_some() { 0 } else { policy.look_back_periods },
+                    window: policy.look_back_periods,
                 };
                 summary.refused.push(RefusedRecord::new(record, &error));
                 continue;
@@ -271,15 +274,20 @@ pub fn classify(
                 Some(&position) => Some(to_store[position].clone()),
                 None => lookup.stored(record)?,
             };
-            if previous.as_ref().is_some_and(|previous| previous.quantity == record.quantity) {
+            let cost_of = |record: &UsageRecord| record.cost.map(|cost| cost.amount);
+            if previous.as_ref().is_some_and(|previous| {
+                previous.quantity == record.quantity && cost_of(previous) == cost_of(record)
+            }) {
                 summary.duplicates += 1;
                 continue;
             }
             let delta =
                 record.quantity - previous.as_ref().map_or(Decimal::ZERO, |previous| previous.quantity);
+            let cost_delta =
+                cost_of(record).map(|cost| cost - previous.as_ref().and_then(cost_of).unwrap_or_default());
             let new_record = previous.is_none();
             stored_form.adjustments = previous.map(|previous| previous.adjustments).unwrap_or_default();
-            stored_form.adjustments.push(Adjustment { billed_in, delta, new_record });
+            stored_form.adjustments.push(Adjustment { billed_in, delta, new_record, cost_delta });
             summary.late_adjustments += 1;
             pending_late.insert(key, to_store.len());
         }

@@ -17,7 +17,8 @@ pub use events::{Event, PLATFORM_ID, State};
 pub use ingest::{IngestPolicy, IngestSummary, RefusedRecord};
 
 use crate::billing::{
-    AdjustmentQuantity, BillingInput, BillingRules, MonthEndReport, PassThroughCharge, bill_with,
+    AdjustmentQuantity, BillingInput, BillingRules, MonthEndReport, PassThroughBefore, PassThroughCharge,
+    bill_with,
 };
 use crate::error::{CmsError, Location};
 use crate::model::hierarchy::NodeKind;
@@ -150,18 +151,12 @@ impl<S: Store> Cms<S> {
                 return Ok(());
             }
             let quantity = record.quantity_as_billed_in(None);
-            if let Some(cost) = &record.cost {
-                let key = (record.subscription.to_ascii_lowercase(), record.meter, cost.currency);
-                let charge = pass_through.entry(key).or_insert_with(|| PassThroughCharge {
-                    subscription: record.subscription.clone(),
-                    meter: record.meter,
-                    unit: record.additional_info.get("unit").cloned().unwrap_or_default(),
-                    quantity: Decimal::ZERO,
-                    cost: Decimal::ZERO,
-                    currency: cost.currency,
-                });
+            if let (Some(cost), Some(amount)) = (&record.cost, record.cost_as_billed_in(None)) {
+                let charge = pass_through
+                    .entry((record.subscription.to_ascii_lowercase(), record.meter, cost.currency))
+                    .or_insert_with(|| pass_through_charge(record, cost.currency, None));
                 charge.quantity += quantity;
-                charge.cost += cost.amount;
+                charge.cost += amount;
                 return Ok(());
             }
             let mut row = record.as_row();
@@ -170,8 +165,9 @@ impl<S: Store> Cms<S> {
                 .ingest(&row, || Location::whole(format!("stored usage of {}", record.subscription)))
                 .map(drop)
         })?;
-        let adjustments = self.adjustments_billed_in(&period)?;
-        let pass_through: Vec<PassThroughCharge> = pass_through.into_values().collect();
+        let (adjustments, pass_through_adjustments) = self.adjustments_billed_in(&period)?;
+        let pass_through: Vec<PassThroughCharge> =
+            pass_through.into_values().chain(pass_through_adjustments).collect();
         let quantities = accumulator.finish();
         bill_with(
             &self.state.hierarchy,
@@ -181,16 +177,18 @@ impl<S: Store> Cms<S> {
         )
     }
 
-    /// For each (subscription, meter, earlier period) with changes billed in `period`: its quantity before
-    /// and after them.
-    fn adjustments_billed_in(&self, period: &Period) -> Result<Vec<AdjustmentQuantity>, CmsError> {
-        let mut out = Vec::new();
+    /// For each (subscription, meter, earlier period) with changes billed in `period`: its quantities (and,
+    /// for pass-through charges, costs) before and after them.
+    fn adjustments_billed_in(
+        &self,
+        period: &Period,
+    ) -> Result<(Vec<AdjustmentQuantity>, Vec<PassThroughCharge>), CmsError> {
+        let (mut usage, mut pass_through) = (Vec::new(), Vec::new());
         for earlier in self.state.closed_periods.iter().filter(|closed| closed.start < period.start) {
             let mut groups: BTreeMap<(String, MeterId), (AdjustmentQuantity, bool)> = BTreeMap::new();
+            let mut costs: BTreeMap<(String, MeterId, Currency), (PassThroughCharge, bool)> = BTreeMap::new();
             self.store.for_each_usage(earlier, &mut |record| {
-                if record.cost.is_some() {
-                    return Ok(());
-                }
+                // As invoiced up to the period before `period`, and with `period`'s changes.
                 let before = record.quantity
                     - record
                         .adjustments
@@ -200,8 +198,31 @@ impl<S: Store> Cms<S> {
                         .sum::<Decimal>();
                 let after = record.quantity_as_billed_in(Some(period));
                 let touched = record.adjustments.iter().any(|adjustment| adjustment.billed_in == *period);
-                let key = (record.subscription.to_ascii_lowercase(), record.meter);
-                let entry = groups.entry(key).or_insert_with(|| {
+                let subscription = record.subscription.to_ascii_lowercase();
+                if let Some(cost) = &record.cost {
+                    let cost_after = record.cost_as_billed_in(Some(period)).unwrap_or_default();
+                    let cost_before = cost_after
+                        - record
+                            .adjustments
+                            .iter()
+                            .filter(|adjustment| adjustment.billed_in == *period)
+                            .filter_map(|adjustment| adjustment.cost_delta)
+                            .sum::<Decimal>();
+                    let base =
+                        PassThroughBefore { period: *earlier, quantity: Decimal::ZERO, cost: Decimal::ZERO };
+                    let entry = costs
+                        .entry((subscription, record.meter, cost.currency))
+                        .or_insert_with(|| (pass_through_charge(record, cost.currency, Some(base)), false));
+                    entry.0.quantity += after;
+                    entry.0.cost += cost_after;
+                    if let Some(base) = entry.0.adjusts.as_mut() {
+                        base.quantity += before;
+                        base.cost += cost_before;
+                    }
+                    entry.1 |= touched;
+                    return Ok(());
+                }
+                let entry = groups.entry((subscription, record.meter)).or_insert_with(|| {
                     let empty = AdjustmentQuantity {
                         subscription: record.subscription.clone(),
                         meter: record.meter,
@@ -216,8 +237,27 @@ impl<S: Store> Cms<S> {
                 entry.1 |= touched;
                 Ok(())
             })?;
-            out.extend(groups.into_values().filter(|(_, touched)| *touched).map(|(change, _)| change));
+            usage.extend(groups.into_values().filter(|(_, touched)| *touched).map(|(change, _)| change));
+            pass_through
+                .extend(costs.into_values().filter(|(_, touched)| *touched).map(|(change, _)| change));
         }
-        Ok(out)
+        Ok((usage, pass_through))
+    }
+}
+
+/// An empty pass-through charge for a record's (subscription, meter, currency).
+fn pass_through_charge(
+    record: &UsageRecord,
+    currency: Currency,
+    adjusts: Option<PassThroughBefore>,
+) -> PassThroughCharge {
+    PassThroughCharge {
+        subscription: record.subscription.clone(),
+        meter: record.meter,
+        unit: record.additional_info.get("unit").cloned().unwrap_or_default(),
+        quantity: Decimal::ZERO,
+        cost: Decimal::ZERO,
+        currency,
+        adjusts,
     }
 }

@@ -4,11 +4,14 @@
 //! - [`csv_input`]: header-checked CSV reading shared by every CSV format;
 //! - [`workload`]: the month-end files of `bench/WORKLOAD.md` (hierarchy, subscriptions, prices, commission
 //!   bands, plan, usage) and its four outputs;
+//! - [`focus`], [`focus_usage`]: FOCUS 1.2 cost data: the CSV format, and how it maps to usage (import)
+//!   and from invoices (export);
 //! - [`usage_api`]: Azure Stack Hub Usage API response pages;
 //! - [`usage_csv`]: `usage.csv`, with the simple reader and the fast block parser of the month-end.
 
 pub mod csv_input;
 pub mod focus;
+pub mod focus_usage;
 pub mod usage_api;
 pub mod usage_csv;
 pub mod workload;

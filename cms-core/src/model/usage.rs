@@ -29,6 +29,9 @@ pub struct Adjustment {
     /// The record did not exist before this adjustment (it arrived after the close).
     #[serde(default)]
     pub new_record: bool,
+    /// For a record with a source cost: the cost added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_delta: Option<Decimal>,
 }
 
 /// A cost given by the source (FOCUS cost data from other clouds), billed by pass-through pricing instead
@@ -81,6 +84,18 @@ impl UsageRecord {
             .iter()
             .filter(|adjustment| period.is_none_or(|period| adjustment.billed_in.start > period.start))
             .fold(self.quantity, |quantity, adjustment| quantity - adjustment.delta)
+    }
+
+    /// The source cost as it stood when the invoice of `period` was built (see
+    /// [`Self::quantity_as_billed_in`]); `None` for a record without a source cost.
+    pub fn cost_as_billed_in(&self, period: Option<&Period>) -> Option<Decimal> {
+        let cost = self.cost?;
+        Some(
+            self.adjustments
+                .iter()
+                .filter(|adjustment| period.is_none_or(|period| adjustment.billed_in.start > period.start))
+                .fold(cost.amount, |amount, adjustment| amount - adjustment.cost_delta.unwrap_or_default()),
+        )
     }
 
     /// Whether the record existed when its period was closed (false for a record that arrived late).
