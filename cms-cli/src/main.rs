@@ -9,6 +9,7 @@
 mod demo;
 mod ingest;
 mod month_end;
+mod parallel;
 mod tables;
 
 use std::path::PathBuf;
@@ -51,6 +52,13 @@ enum Command {
         /// Refuse usage of meters that no price prices, instead of reporting it and billing the rest.
         #[arg(long)]
         strict: bool,
+        /// Worker threads parsing usage (default: every core; 1 runs single-threaded).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Also write the billed data as FOCUS 1.2, one file per issuing level (platform, distributors,
+        /// partners), into this folder.
+        #[arg(long)]
+        focus_out: Option<PathBuf>,
     },
 }
 
@@ -59,8 +67,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo => demo::run(),
         Command::Ingest { source, options } => ingest::run(source, &options),
-        Command::MonthEnd { data, out, pages, strict } => {
-            month_end::run(&data, &out, pages.as_deref(), strict)
+        Command::MonthEnd { data, out, pages, strict, threads, focus_out } => {
+            month_end::run(&month_end::Options {
+                data: &data,
+                out: &out,
+                pages: pages.as_deref(),
+                strict,
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+                focus_out: focus_out.as_deref(),
+            })
         }
     };
     match result {

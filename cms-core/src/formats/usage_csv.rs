@@ -33,6 +33,8 @@ use crate::formats::csv_input::{
     CsvInput, column_positions, csv_error, field_decimal, field_required, field_text,
 };
 use crate::model::meter::MeterId;
+use chrono::Datelike;
+
 use crate::model::time::{Period, parse_timestamp_seconds};
 use crate::model::usage::UsageRow;
 use crate::rating::{SeriesId, UsageAccumulator};
@@ -136,26 +138,46 @@ pub fn whole_records(buffer: &[u8]) -> usize {
     0
 }
 
-/// The spelling of a series as it appears in the file.
+/// The spelling of a series as it appears in the file: the raw bytes of subscription, meter and resource,
+/// kept together in one allocation (so comparing a row to it touches one place in memory), so a known
+/// spelling needs no parsing at all.
 #[derive(Debug)]
 struct Spelling {
-    subscription: Box<[u8]>,
-    meter: MeterId,
-    resource: Box<[u8]>,
+    bytes: Box<[u8]>,
+    subscription_end: usize,
+    meter_end: usize,
+}
+
+impl Spelling {
+    fn new(key: &SpellingRef<'_>) -> Self {
+        let bytes = [key.subscription, key.meter, key.resource].concat().into_boxed_slice();
+        Self {
+            bytes,
+            subscription_end: key.subscription.len(),
+            meter_end: key.subscription.len() + key.meter.len(),
+        }
+    }
+
+    fn parts(&self) -> SpellingRef<'_> {
+        SpellingRef {
+            subscription: &self.bytes[..self.subscription_end],
+            meter: &self.bytes[self.subscription_end..self.meter_end],
+            resource: &self.bytes[self.meter_end..],
+        }
+    }
 }
 
 impl Hash for Spelling {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        SpellingRef { subscription: &self.subscription, meter: self.meter, resource: &self.resource }
-            .hash(state);
+        self.parts().hash(state);
     }
 }
 
 impl PartialEq for Spelling {
     fn eq(&self, other: &Self) -> bool {
-        self.meter == other.meter
-            && self.subscription == other.subscription
-            && self.resource == other.resource
+        self.subscription_end == other.subscription_end
+            && self.meter_end == other.meter_end
+            && self.bytes == other.bytes
     }
 }
 
@@ -163,21 +185,78 @@ impl Eq for Spelling {}
 
 struct SpellingRef<'a> {
     subscription: &'a [u8],
-    meter: MeterId,
+    meter: &'a [u8],
     resource: &'a [u8],
 }
 
 impl Hash for SpellingRef<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write(self.subscription);
-        self.meter.hash(state);
+        state.write(self.meter);
         state.write(self.resource);
     }
 }
 
 impl Equivalent<Spelling> for SpellingRef<'_> {
     fn equivalent(&self, key: &Spelling) -> bool {
-        self.meter == key.meter && *self.subscription == *key.subscription && *self.resource == *key.resource
+        let parts = key.parts();
+        *self.resource == *parts.resource
+            && *self.meter == *parts.meter
+            && *self.subscription == *parts.subscription
+    }
+}
+
+/// Timestamps of one month repeat their `YYYY-MM-` prefix: the day count of the month's first day is kept,
+/// so the common `YYYY-MM-DDTHH:MM:SS+00:00` (or `...Z`) costs a few digit reads. Anything else goes to
+/// [`parse_timestamp_seconds`].
+#[derive(Debug, Default)]
+struct TimestampCache {
+    prefix: [u8; 8],
+    month_start_days: i64,
+    month_days: u32,
+}
+
+#[inline]
+fn digits2(bytes: &[u8], at: usize) -> Option<u32> {
+    let (high, low) = (bytes[at].wrapping_sub(b'0'), bytes[at + 1].wrapping_sub(b'0'));
+    (high < 10 && low < 10).then(|| u32::from(high) * 10 + u32::from(low))
+}
+
+impl TimestampCache {
+    #[inline]
+    fn seconds(&mut self, bytes: &[u8]) -> Option<i64> {
+        let utc = match bytes.len() {
+            25 => bytes[19..] == *b"+00:00",
+            20 => bytes[19] == b'Z',
+            _ => false,
+        };
+        if !utc || bytes[10] != b'T' || bytes[13] != b':' || bytes[16] != b':' {
+            return parse_timestamp_seconds(bytes);
+        }
+        if bytes[..8] != self.prefix {
+            let seconds = parse_timestamp_seconds(bytes)?;
+            let year = i32::try_from(digits2(bytes, 0)? * 100 + digits2(bytes, 2)?).ok()?;
+            let month = digits2(bytes, 5)?;
+            let first = chrono::NaiveDate::from_ymd_opt(year, month, 1)?;
+            let next = if month == 12 {
+                chrono::NaiveDate::from_ymd_opt(year + 1, 1, 1)?
+            } else {
+                first.with_month(month + 1)?
+            };
+            self.prefix.copy_from_slice(&bytes[..8]);
+            self.month_start_days = first.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400);
+            self.month_days = u32::try_from((next - first).num_days()).ok()?;
+            return Some(seconds);
+        }
+        let (day, hour, minute, second) =
+            (digits2(bytes, 8)?, digits2(bytes, 11)?, digits2(bytes, 14)?, digits2(bytes, 17)?);
+        if day == 0 || day > self.month_days || hour > 23 || minute > 59 || second > 59 {
+            return parse_timestamp_seconds(bytes);
+        }
+        Some(
+            (self.month_start_days + i64::from(day) - 1) * 86_400
+                + i64::from(hour * 3600 + minute * 60 + second),
+        )
     }
 }
 
@@ -215,6 +294,36 @@ pub fn parse_micros(bytes: &[u8]) -> Option<i64> {
     value.checked_mul(10_i64.pow(6 - fraction_digits))
 }
 
+/// The high bit of each byte of `word` that equals `byte`, exactly (no false positives from borrows).
+#[inline]
+fn byte_mask(word: u64, byte: u8) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let matched = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
+    !(((matched & LOW7).wrapping_add(LOW7)) | matched | LOW7)
+}
+
+/// Push the positions (offset by `base`) of the commas of `row`, eight bytes at a time.
+#[inline]
+fn push_commas(row: &[u8], base: usize, out: &mut Vec<usize>) {
+    let mut chunks = row.chunks_exact(8);
+    let mut offset = base;
+    for chunk in &mut chunks {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let mut mask = byte_mask(u64::from_le_bytes(bytes), b',');
+        while mask != 0 {
+            out.push(offset + (mask.trailing_zeros() / 8) as usize);
+            mask &= mask - 1;
+        }
+        offset += 8;
+    }
+    for (index, &byte) in chunks.remainder().iter().enumerate() {
+        if byte == b',' {
+            out.push(offset + index);
+        }
+    }
+}
+
 fn is_padded(field: &[u8]) -> bool {
     field.first().is_some_and(u8::is_ascii_whitespace) || field.last().is_some_and(u8::is_ascii_whitespace)
 }
@@ -226,7 +335,8 @@ pub struct FastUsageParser<'a> {
     known: &'a (dyn Fn(&str) -> bool + Sync),
     accumulator: UsageAccumulator,
     spellings: HashMap<Spelling, SeriesId>,
-    fields: Vec<(usize, usize)>,
+    commas: Vec<usize>,
+    times: TimestampCache,
 }
 
 impl<'a> FastUsageParser<'a> {
@@ -244,7 +354,8 @@ impl<'a> FastUsageParser<'a> {
             known,
             accumulator: UsageAccumulator::new(period),
             spellings: HashMap::new(),
-            fields: Vec::with_capacity(layout.fields + 1),
+            commas: Vec::with_capacity(layout.fields + 1),
+            times: TimestampCache::default(),
         }
     }
 
@@ -259,74 +370,126 @@ impl<'a> FastUsageParser<'a> {
     }
 
     /// Take a block of whole records whose first line is line `first_line` of the file (the header is line
-    /// 1). Stops at the first bad record with an error naming its line; rows before it are kept.
-    pub fn feed(&mut self, block: &[u8], first_line: u64) -> Result<(), CmsError> {
+    /// 1); returns the number of lines it held. Stops at the first bad record with an error naming its line;
+    /// rows before it are kept.
+    pub fn feed(&mut self, block: &[u8], first_line: u64) -> Result<u64, CmsError> {
+        if memchr::memchr(b'"', block).is_none() {
+            return self.feed_unquoted(block, first_line);
+        }
+        let mut line = first_line;
+        let mut offset = 0;
+        'block: while offset < block.len() {
+            let mut record_start = offset;
+            self.commas.clear();
+            for position in
+                memchr::memchr3_iter(b',', b'\n', b'"', &block[offset..]).map(|found| offset + found)
+            {
+                match block[position] {
+                    b',' => self.commas.push(position),
+                    b'\n' => {
+                        self.record(block, record_start, position, line)?;
+                        line += 1;
+                        record_start = position + 1;
+                        self.commas.clear();
+                    }
+                    _ => {
+                        // A quoted field may hold commas and newlines: take lines until the quotes balance.
+                        let mut record_end = memchr::memchr(b'\n', &block[position..])
+                            .map_or(block.len(), |found| position + found);
+                        while !memchr::memchr_iter(b'"', &block[record_start..record_end])
+                            .count()
+                            .is_multiple_of(2)
+                            && record_end < block.len()
+                        {
+                            record_end = memchr::memchr(b'\n', &block[record_end + 1..])
+                                .map_or(block.len(), |found| record_end + 1 + found);
+                        }
+                        let text = &block[record_start..record_end];
+                        self.slow_record(text, line)?;
+                        line += memchr::memchr_iter(b'\n', text).count() as u64 + 1;
+                        offset = record_end + 1;
+                        continue 'block;
+                    }
+                }
+            }
+            if record_start < block.len() {
+                // The last record of the file, without a newline.
+                self.record(block, record_start, block.len(), line)?;
+                line += 1;
+            }
+            break;
+        }
+        Ok(line - first_line)
+    }
+
+    /// [`Self::feed`] for a block the caller knows holds no quote (the usual case, and the fast one: lines
+    /// split with SIMD search, commas found eight bytes at a time). Blocks may then be cut at any newline.
+    pub fn feed_unquoted(&mut self, block: &[u8], first_line: u64) -> Result<u64, CmsError> {
         let mut line = first_line;
         let mut start = 0;
         while start < block.len() {
-            let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |offset| start + offset);
-            let mut record = &block[start..end];
-            if memchr::memchr(b'"', record).is_some() {
-                // A quoted field may hold newlines: take lines until the quotes balance.
-                let mut record_end = end;
-                while memchr::memchr_iter(b'"', &block[start..record_end]).count() % 2 == 1
-                    && record_end < block.len()
-                {
-                    record_end = memchr::memchr(b'\n', &block[record_end + 1..])
-                        .map_or(block.len(), |offset| record_end + 1 + offset);
-                }
-                let text = &block[start..record_end];
-                self.slow_record(text, line)?;
-                line += memchr::memchr_iter(b'\n', text).count() as u64 + 1;
-                start = record_end + 1;
-                continue;
-            }
-            if let [head @ .., b'\r'] = record {
-                record = head;
-            }
-            if !record.is_empty() && !self.fast_record(record, line)? {
-                self.slow_record(record, line)?;
-            }
+            let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |found| start + found);
+            self.commas.clear();
+            push_commas(&block[start..end], start, &mut self.commas);
+            self.record(block, start, end, line)?;
             line += 1;
             start = end + 1;
+        }
+        Ok(line - first_line)
+    }
+
+    /// The record `block[start..end]` (without its newline), whose commas are in `self.commas`.
+    fn record(&mut self, block: &[u8], start: usize, end: usize, line: u64) -> Result<(), CmsError> {
+        let mut record = &block[start..end];
+        if let [head @ .., b'\r'] = record {
+            record = head;
+        }
+        if record.is_empty() {
+            return Ok(());
+        }
+        if !self.fast_record(block, start, record.len(), line)? {
+            self.slow_record(record, line)?;
         }
         Ok(())
     }
 
     /// The common row; `Ok(false)` when the line needs the simple path.
-    fn fast_record(&mut self, record: &[u8], line: u64) -> Result<bool, CmsError> {
-        self.fields.clear();
-        let mut field_start = 0;
-        for comma in memchr::memchr_iter(b',', record) {
-            self.fields.push((field_start, comma));
-            field_start = comma + 1;
-            if self.fields.len() > self.layout.fields {
-                return Ok(false);
-            }
-        }
-        self.fields.push((field_start, record.len()));
-        if self.fields.len() != self.layout.fields {
+    fn fast_record(
+        &mut self,
+        block: &[u8],
+        start: usize,
+        length: usize,
+        line: u64,
+    ) -> Result<bool, CmsError> {
+        if self.commas.len() + 1 != self.layout.fields {
             return Ok(false);
         }
+        let record = &block[start..start + length];
+        let bound = |index: usize| match index {
+            0 => 0,
+            _ => self.commas[index - 1] + 1 - start,
+        };
+        let end = |index: usize| if index == self.commas.len() { length } else { self.commas[index] - start };
         let field: [&[u8]; 7] = std::array::from_fn(|index| {
-            let (from, to) = self.fields[self.layout.columns[index]];
-            &record[from..to]
+            let column = self.layout.columns[index];
+            &record[bound(column)..end(column)]
         });
-        let (subscription, resource, location) = (field[0], field[5], field[6]);
+        let (subscription, meter_text, resource, location) = (field[0], field[1], field[5], field[6]);
         if subscription.is_empty() || is_padded(subscription) || is_padded(resource) || is_padded(location) {
             return Ok(false);
         }
-        let Ok(meter) = MeterId::parse_bytes(field[1]) else { return Ok(false) };
-        let (Some(start), Some(end), Some(micros)) =
-            (parse_timestamp_seconds(field[2]), parse_timestamp_seconds(field[3]), parse_micros(field[4]))
+        let (Some(start_seconds), Some(end_seconds), Some(micros)) =
+            (self.times.seconds(field[2]), self.times.seconds(field[3]), parse_micros(field[4]))
         else {
             return Ok(false);
         };
         let at = || Location::line(self.source, line);
-        let series = if let Some(&series) = self.spellings.get(&SpellingRef { subscription, meter, resource })
+        let series = if let Some(&series) =
+            self.spellings.get(&SpellingRef { subscription, meter: meter_text, resource })
         {
             series
         } else {
+            let Ok(meter) = MeterId::parse_bytes(meter_text) else { return Ok(false) };
             let (Ok(subscription_text), Ok(resource_text), Ok(location_text)) = (
                 std::str::from_utf8(subscription),
                 std::str::from_utf8(resource),
@@ -341,11 +504,11 @@ impl<'a> FastUsageParser<'a> {
                 });
             }
             let series = self.accumulator.series(subscription_text, meter, resource_text, location_text);
-            let spelling = Spelling { subscription: subscription.into(), meter, resource: resource.into() };
-            self.spellings.insert(spelling, series);
+            self.spellings
+                .insert(Spelling::new(&SpellingRef { subscription, meter: meter_text, resource }), series);
             series
         };
-        self.accumulator.ingest_micros(series, start, end, micros, at)?;
+        self.accumulator.ingest_micros(series, start_seconds, end_seconds, micros, at)?;
         Ok(true)
     }
 
@@ -410,6 +573,15 @@ mod tests {
     }
 
     proptest! {
+        /// The eight-bytes-at-a-time comma search finds exactly the commas.
+        #[test]
+        fn commas_are_found_exactly(row in proptest::collection::vec(any::<u8>(), 0..80), base in 0usize..1000) {
+            let mut found = Vec::new();
+            push_commas(&row, base, &mut found);
+            let expected: Vec<usize> = row.iter().enumerate().filter(|(_, byte)| **byte == b',').map(|(index, _)| base + index).collect();
+            prop_assert_eq!(found, expected);
+        }
+
         /// Whenever the fast quantity parser accepts a text, it agrees exactly with the decimal path.
         #[test]
         fn micros_agree_with_decimals(whole in 0u64..10_000_000_000, fraction in 0u32..1_000_000, digits in 0usize..8) {

@@ -71,13 +71,32 @@ fn parse_fast(text: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    let date = NaiveDate::from_ymd_opt(year, month, day)?;
-    let days = i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE;
+    let days = days_from_civil(year, month, day)?;
     Some(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_seconds)
 }
 
-/// `NaiveDate::from_ymd(1970, 1, 1).num_days_from_ce()`.
-const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
+/// Days since 1970-01-01 of a valid proleptic Gregorian date (Howard Hinnant's `days_from_civil`), or `None`
+/// for a month or day that does not exist.
+fn days_from_civil(year: i32, month: u32, day: u32) -> Option<i64> {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days {
+        return None;
+    }
+    let year = i64::from(year) - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let shifted_month = i64::from((month + 9) % 12);
+    let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
+}
 
 fn parse_slow(text: &str) -> Option<i64> {
     if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
@@ -241,6 +260,14 @@ mod tests {
     }
 
     proptest! {
+        /// The civil-date arithmetic agrees with chrono on every date, valid or not.
+        #[test]
+        fn days_from_civil_matches_chrono(year in 1i32..9999, month in 0u32..14, day in 0u32..33) {
+            let expected = NaiveDate::from_ymd_opt(year, month, day)
+                .map(|date| i64::from(date.num_days_from_ce()) - 719_163);
+            prop_assert_eq!(days_from_civil(year, month, day), expected);
+        }
+
         /// The hand-written fast path agrees with chrono for every instant and offset.
         #[test]
         fn fast_path_matches_chrono(seconds in 0i64..4_102_444_800, offset_minutes in -1439i32..1440) {

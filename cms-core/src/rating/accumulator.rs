@@ -140,13 +140,50 @@ impl Equivalent<SeriesKey> for SeriesKeyRef<'_> {
 }
 
 /// Per-series state: hourly slots plus any non-hourly intervals.
+///
+/// The slots are split by temperature. `present` (one bit an hour) and `micros` (the running sum) are read
+/// on every row and stay small enough for the CPU caches (about 100 bytes a series); `values` (8 bytes an
+/// hour) is only written for a new hour, and read back only for a repeat, so the common row never waits on
+/// a cache miss there.
 #[derive(Debug, Clone)]
 struct Series {
     subscription: u32,
     location: u32,
-    hourly: Option<Box<[i64]>>,
+    hourly: Option<HourSlots>,
     spilled: BTreeMap<u32, Decimal>,
     intervals: BTreeMap<(i64, i64), Decimal>,
+}
+
+#[derive(Debug, Clone)]
+struct HourSlots {
+    present: Box<[u64]>,
+    micros: i128,
+    values: Box<[i64]>,
+}
+
+impl HourSlots {
+    fn new(hours: usize) -> Self {
+        Self {
+            present: vec![0; hours.div_ceil(64)].into_boxed_slice(),
+            micros: 0,
+            values: vec![0; hours].into_boxed_slice(),
+        }
+    }
+
+    /// The present slots, in order.
+    fn slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.present.iter().enumerate().flat_map(|(word_index, &word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let bit = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                Some(word_index * 64 + bit)
+            })
+        })
+    }
 }
 
 /// A series (subscription, meter, resource) of one accumulator.
@@ -473,19 +510,22 @@ impl UsageAccumulator {
                 }
             };
             if let Some(slots) = &series.hourly {
-                for (slot, &raw) in slots.iter().enumerate() {
-                    if raw == EMPTY {
-                        continue;
+                for slot in slots.slots() {
+                    let raw = slots.values[slot];
+                    let value = if raw == SPILLED {
+                        SlotValue::Exact(slot_value(raw, &series.spilled, slot))
+                    } else {
+                        SlotValue::Micros(raw)
+                    };
+                    let previous = match put_hourly(&mut self.series[target], hours, slot, value) {
+                        Change::New => None,
+                        Change::Same => Some(value.decimal()),
+                        Change::Replaced(old) => Some(old),
+                    };
+                    if previous.is_some() {
+                        let start = self.start + i64::try_from(slot).unwrap_or(0) * SECONDS_PER_HOUR;
+                        note(previous, value.decimal(), start, start + SECONDS_PER_HOUR);
                     }
-                    let value = slot_value(raw, &series.spilled, slot);
-                    let previous =
-                        match put_hourly(&mut self.series[target], hours, slot, SlotValue::Exact(value)) {
-                            Change::New => None,
-                            Change::Same => Some(value),
-                            Change::Replaced(old) => Some(old),
-                        };
-                    let start = self.start + i64::try_from(slot).unwrap_or(0) * SECONDS_PER_HOUR;
-                    note(previous, value, start, start + SECONDS_PER_HOUR);
                 }
             }
             for ((start, end), value) in series.intervals {
@@ -612,46 +652,50 @@ enum Change {
 
 /// Store `value` in an hourly slot.
 fn put_hourly(series: &mut Series, hours: usize, slot: usize, value: SlotValue) -> Change {
-    let slots = series.hourly.get_or_insert_with(|| vec![EMPTY; hours].into_boxed_slice());
-    let raw = slots[slot];
+    let slots = series.hourly.get_or_insert_with(|| HourSlots::new(hours));
     let micros = match value {
         SlotValue::Micros(micros) => Some(micros),
         SlotValue::Exact(value) => to_micros(value),
     };
-    if let Some(micros) = micros
-        && raw == micros
-    {
-        // The common duplicate: an exact copy, compared without decimals.
+    let slot_key = u32::try_from(slot).unwrap_or(u32::MAX);
+    let (word, bit) = (slot / 64, 1_u64 << (slot % 64));
+    if slots.present[word] & bit == 0 {
+        slots.present[word] |= bit;
+        if let Some(micros) = micros {
+            slots.values[slot] = micros;
+            slots.micros += i128::from(micros);
+        } else {
+            slots.values[slot] = SPILLED;
+            series.spilled.insert(slot_key, value.decimal());
+        }
+        return Change::New;
+    }
+    let raw = slots.values[slot];
+    if micros == Some(raw) {
+        // The common repeat: an exact copy, compared without decimals.
         return Change::Same;
     }
-    let previous = (raw != EMPTY).then(|| slot_value(raw, &series.spilled, slot));
-    let slot_key = u32::try_from(slot).unwrap_or(u32::MAX);
-    if let Some(micros) = micros {
-        slots[slot] = micros;
-        if raw == SPILLED {
-            series.spilled.remove(&slot_key);
-        }
+    let old = slot_value(raw, &series.spilled, slot);
+    if old == value.decimal() {
+        return Change::Same;
+    }
+    if raw == SPILLED {
+        series.spilled.remove(&slot_key);
     } else {
-        slots[slot] = SPILLED;
+        slots.micros -= i128::from(raw);
+    }
+    if let Some(micros) = micros {
+        slots.values[slot] = micros;
+        slots.micros += i128::from(micros);
+    } else {
+        slots.values[slot] = SPILLED;
         series.spilled.insert(slot_key, value.decimal());
     }
-    match previous {
-        None => Change::New,
-        Some(old) if old == value.decimal() => Change::Same,
-        Some(old) => Change::Replaced(old),
-    }
+    Change::Replaced(old)
 }
 
 fn series_total(series: &Series) -> Decimal {
-    let mut micros: i128 = 0;
-    if let Some(slots) = &series.hourly {
-        for &raw in slots {
-            if raw != EMPTY && raw != SPILLED {
-                micros += i128::from(raw);
-            }
-        }
-    }
-    let mut total = from_micros(micros);
+    let mut total = from_micros(series.hourly.as_ref().map_or(0, |slots| slots.micros));
     for value in series.spilled.values().chain(series.intervals.values()) {
         total += *value;
     }
