@@ -121,21 +121,51 @@ impl UsageLayout {
     }
 }
 
-/// The length of the longest prefix of `buffer` that holds only whole records: up to and including the last
-/// newline that is not inside a quoted field. `buffer` must start at a record boundary. Returns 0 when no
-/// record ends in it.
-pub fn whole_records(buffer: &[u8]) -> usize {
-    let mut quotes = memchr::memchr_iter(b'"', buffer).count();
-    let mut end = buffer.len();
-    while let Some(newline) = memchr::memrchr(b'\n', &buffer[..end]) {
-        // Quotes after this newline are not part of the prefix.
-        quotes -= memchr::memchr_iter(b'"', &buffer[newline..end]).count();
-        if quotes.is_multiple_of(2) {
-            return newline + 1;
+/// The length of the first record of `buffer` (its terminator included) as the csv crate reads it, or `None`
+/// when `buffer` ends before the record does. Quotes are followed exactly as the csv crate follows them,
+/// malformed ones included.
+pub fn first_record(buffer: &[u8]) -> Option<usize> {
+    let mut reader = csv_core::Reader::new();
+    let (mut output, mut ends) = ([0u8; 4096], [0usize; 64]);
+    let mut consumed = 0;
+    loop {
+        if consumed == buffer.len() {
+            // Input ran out inside the record (an empty input would tell the reader the file ended).
+            return None;
         }
-        end = newline;
+        let (result, read, _, _) = reader.read_record(&buffer[consumed..], &mut output, &mut ends);
+        consumed += read;
+        match result {
+            csv_core::ReadRecordResult::Record => return Some(consumed),
+            csv_core::ReadRecordResult::End => return None,
+            // The field bytes are not needed: the scratch buffers are reused.
+            csv_core::ReadRecordResult::InputEmpty
+            | csv_core::ReadRecordResult::OutputFull
+            | csv_core::ReadRecordResult::OutputEndsFull => {}
+        }
     }
-    0
+}
+
+/// The length of the longest prefix of `buffer` that holds only whole records, as the csv crate reads them
+/// (quotes included). `buffer` must start at a record boundary. Returns 0 when no record ends in it.
+pub fn whole_records(buffer: &[u8]) -> usize {
+    if memchr::memchr(b'"', buffer).is_none() {
+        return memchr::memrchr(b'\n', buffer).map_or(0, |newline| newline + 1);
+    }
+    let mut end = 0;
+    while let Some(length) = first_record(&buffer[end..]) {
+        let terminator = end + length - 1;
+        match buffer[terminator] {
+            // A `\r` at the very end may be the first half of a `\r\n`: not known to be whole yet.
+            b'\r' if terminator + 1 == buffer.len() => break,
+            // Keep a `\r\n` together: a block never starts with the `\n` of the record before it.
+            b'\r' if buffer[terminator + 1] == b'\n' => end = terminator + 2,
+            b'\n' | b'\r' => end = terminator + 1,
+            // Cut short by the end of the buffer: not whole.
+            _ => break,
+        }
+    }
+    end
 }
 
 /// The spelling of a series as it appears in the file: the raw bytes of subscription, meter and resource,
@@ -393,17 +423,20 @@ impl<'a> FastUsageParser<'a> {
                         self.commas.clear();
                     }
                     _ => {
-                        // A quoted field may hold commas and newlines: take lines until the quotes balance.
-                        let mut record_end = memchr::memchr(b'\n', &block[position..])
-                            .map_or(block.len(), |found| position + found);
-                        while !memchr::memchr_iter(b'"', &block[record_start..record_end])
-                            .count()
-                            .is_multiple_of(2)
-                            && record_end < block.len()
-                        {
-                            record_end = memchr::memchr(b'\n', &block[record_end + 1..])
-                                .map_or(block.len(), |found| record_end + 1 + found);
-                        }
+                        // A quoted field may hold commas and newlines: the record ends where the csv crate
+                        // says it does.
+                        let record_end = match first_record(&block[record_start..]) {
+                            Some(length) => {
+                                // The terminator; a `\r\n` ends at its `\n`.
+                                let end = record_start + length - 1;
+                                if block[end] == b'\r' && block.get(end + 1) == Some(&b'\n') {
+                                    end + 1
+                                } else {
+                                    end
+                                }
+                            }
+                            None => block.len(),
+                        };
                         let text = &block[record_start..record_end];
                         self.slow_record(text, line)?;
                         line += memchr::memchr_iter(b'\n', text).count() as u64 + 1;
@@ -484,10 +517,10 @@ impl<'a> FastUsageParser<'a> {
             return Ok(false);
         };
         let at = || Location::line(self.source, line);
-        let series = if let Some(&series) =
-            self.spellings.get(&SpellingRef { subscription, meter: meter_text, resource })
-        {
-            series
+        let key = SpellingRef { subscription, meter: meter_text, resource };
+        // A new spelling is checked the way the simple path checks a row, before the interval is.
+        let new_series = if let Some(&series) = self.spellings.get(&key) {
+            Err(series)
         } else {
             let Ok(meter) = MeterId::parse_bytes(meter_text) else { return Ok(false) };
             let (Ok(subscription_text), Ok(resource_text), Ok(location_text)) = (
@@ -503,12 +536,20 @@ impl<'a> FastUsageParser<'a> {
                     subscription: subscription_text.to_owned(),
                 });
             }
-            let series = self.accumulator.series(subscription_text, meter, resource_text, location_text);
-            self.spellings
-                .insert(Spelling::new(&SpellingRef { subscription, meter: meter_text, resource }), series);
-            series
+            Ok((meter, subscription_text, resource_text, location_text))
         };
-        self.accumulator.ingest_micros(series, start_seconds, end_seconds, micros, at)?;
+        if !self.accumulator.admits(start_seconds, end_seconds, at)? {
+            return Ok(true);
+        }
+        let series = match new_series {
+            Err(series) => series,
+            Ok((meter, subscription_text, resource_text, location_text)) => {
+                let series = self.accumulator.series(subscription_text, meter, resource_text, location_text);
+                self.spellings.insert(Spelling::new(&key), series);
+                series
+            }
+        };
+        self.accumulator.put_micros(series, start_seconds, end_seconds, micros);
         Ok(true)
     }
 

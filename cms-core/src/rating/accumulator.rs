@@ -363,24 +363,22 @@ impl UsageAccumulator {
         SeriesId(self.series_index(subscription, meter, resource, location))
     }
 
-    /// Take one row of a known series with its quantity in micro-units (see [`to_micros`]): the fast path.
-    pub fn ingest_micros(
-        &mut self,
-        series: SeriesId,
-        start: i64,
-        end: i64,
-        micros: i64,
-        at: impl FnOnce() -> Location,
-    ) -> Result<Outcome, CmsError> {
-        if let Some(outcome) = self.admit(start, end, at)? {
-            return Ok(outcome);
-        }
+    /// The fast path, first step: count a row and tell whether it belongs to the period (`Ok(false)`: counted
+    /// as before or after it, nothing more to do). Refuses a backwards interval. Resolve the row's series only
+    /// after this, so rows outside the period create none (as [`Self::ingest`] does).
+    pub fn admits(&mut self, start: i64, end: i64, at: impl FnOnce() -> Location) -> Result<bool, CmsError> {
+        Ok(self.admit(start, end, at)?.is_none())
+    }
+
+    /// The fast path, second step: store an admitted row of a known series with its quantity in micro-units
+    /// (see [`to_micros`]).
+    pub fn put_micros(&mut self, series: SeriesId, start: i64, end: i64, micros: i64) -> Outcome {
         let value = if micros == EMPTY || micros == SPILLED {
             SlotValue::Exact(from_micros(i128::from(micros)))
         } else {
             SlotValue::Micros(micros)
         };
-        Ok(self.put(series.0, start, end, value))
+        self.put(series.0, start, end, value)
     }
 
     /// Count the row and tell whether it falls outside the period; refuse a backwards interval.

@@ -1,0 +1,238 @@
+//! The fast `usage.csv` parser against the simple one (the oracle): on random files (any column order,
+//! extra columns, quotes holding commas and newlines, CRLF, padded fields, bad values, unknown
+//! subscriptions) cut into random blocks, both give the same quantities and statistics, or the same error.
+
+use cms_core::CmsError;
+use cms_core::formats::usage_csv::{FastUsageParser, UsageLayout, read_usage, whole_records};
+use cms_core::model::time::Period;
+use cms_core::rating::{Quantities, UsageAccumulator};
+use proptest::prelude::*;
+
+const SUBSCRIPTIONS: [&str; 3] = [
+    "0bb4db71-be57-4209-851d-3d24f4c0cf83",
+    "8B4AE5F1-A941-46A0-956A-26AFBCCDAFE5",
+    "62f90a94-5f56-43c6-8227-6ad5ab2da739",
+];
+const METERS: [&str; 3] = [
+    "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5",
+    "fab6eb84500b4a09a8ca7358f8bbaea5",
+    "F271A8A388C44D93956A063E1D2FA80B",
+];
+
+fn known(id: &str) -> bool {
+    SUBSCRIPTIONS.iter().any(|known| known.eq_ignore_ascii_case(id))
+}
+
+#[derive(Debug, Clone)]
+enum Cell {
+    Plain(String),
+    Quoted(String),
+}
+
+impl Cell {
+    fn text(&self) -> String {
+        match self {
+            Self::Plain(text) => text.clone(),
+            Self::Quoted(text) => format!("\"{}\"", text.replace('"', "\"\"")),
+        }
+    }
+}
+
+fn quantity(messy: bool) -> BoxedStrategy<String> {
+    let valid = prop_oneof![
+        6 => (0u64..100_000_000, 0u32..1_000_000).prop_map(|(whole, fraction)| format!("{whole}.{fraction:06}")),
+        2 => (0u64..1000).prop_map(|whole| whole.to_string()),
+        2 => (0u64..1000, 0u64..10_000_000).prop_map(|(whole, fraction)| format!("{whole}.{fraction:07}")),
+        1 => Just(" 2.5 ".to_owned()),
+        1 => Just("1e2".to_owned()),
+    ];
+    if !messy {
+        return valid.boxed();
+    }
+    prop_oneof![6 => valid, 1 => Just("-1.5".to_owned()), 1 => Just("1,5".to_owned())].boxed()
+}
+
+fn time(hour: i64) -> String {
+    let instant = chrono::DateTime::from_timestamp(1_790_812_800 + hour * 3600, 0).unwrap_or_default();
+    instant.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+}
+
+/// One row as (subscription, meter, start, end, quantity, resource, location) cells; a clean row is valid.
+fn row(messy: bool) -> impl Strategy<Value = Vec<Cell>> {
+    let bad = usize::from(messy);
+    (
+        0usize..3 + bad,
+        0usize..3 + bad,
+        -2i64..50,
+        (u8::from(!messy) * 2)..20,
+        quantity(messy),
+        0usize..3,
+        any::<bool>(),
+    )
+        .prop_map(|(subscription, meter, hour, oddity, quantity, resource, quote_resource)| {
+            let subscription =
+                SUBSCRIPTIONS.get(subscription).map_or("99999999-0000-4000-8000-000000000000", |id| id);
+            let meter = METERS.get(meter).map_or("not-a-meter", |id| id);
+            let (start, end) = match oddity {
+                0 => ("yesterday".to_owned(), time(hour + 1)),
+                1 => (time(hour), time(hour)),
+                2 => (time(hour).replace("+00:00", "Z"), time(hour + 1).replace("+00:00", "-01:00")),
+                _ => (time(hour), time(hour + 1)),
+            };
+            let resource =
+                ["/subscriptions/x/vm-0", "/subscriptions/X/VM-0", "/subscriptions/x/disk, \"data\"\nsecond"]
+                    [resource];
+            vec![
+                Cell::Plain(subscription.to_owned()),
+                Cell::Plain(meter.to_owned()),
+                Cell::Plain(start),
+                Cell::Plain(end),
+                Cell::Plain(quantity),
+                if quote_resource || resource.contains([',', '"', '\n']) {
+                    Cell::Quoted(resource.to_owned())
+                } else {
+                    Cell::Plain(resource.to_owned())
+                },
+                Cell::Plain(if oddity == 3 { " east ".to_owned() } else { "east".to_owned() }),
+            ]
+        })
+}
+
+/// A whole file: header in a permuted order with an extra column, rows, line ends. Half the files are clean
+/// (every row valid, so totals are compared), half are messy (bad values, short rows, broken quotes).
+fn file() -> impl Strategy<Value = String> {
+    any::<bool>()
+        .prop_flat_map(|messy| {
+            (
+                Just([0usize, 1, 2, 3, 4, 5, 6, 7]).prop_shuffle(),
+                proptest::collection::vec(row(messy), 0..40),
+                any::<bool>(),
+                proptest::collection::vec(0usize..1000, 0..if messy { 3 } else { 1 }),
+            )
+        })
+        .prop_map(|(order, rows, crlf, short_rows)| {
+            let names = [
+                "subscription_id",
+                "meter_id",
+                "usage_start_time",
+                "usage_end_time",
+                "quantity",
+                "resource_uri",
+                "location",
+                "extra",
+            ];
+            let newline = if crlf { "\r\n" } else { "\n" };
+            let mut text = order.iter().map(|&index| names[index]).collect::<Vec<_>>().join(",");
+            text.push_str(newline);
+            for (number, cells) in rows.iter().enumerate() {
+                let line: Vec<String> = order
+                    .iter()
+                    .map(|&index| cells.get(index).map_or_else(|| "x".to_owned(), Cell::text))
+                    .collect();
+                let mut line = line.join(",");
+                if short_rows.iter().any(|&short| short % rows.len().max(1) == number) {
+                    line = line.rsplit_once(',').map_or(line.clone(), |(head, _)| head.to_owned());
+                }
+                text.push_str(&line);
+                text.push_str(newline);
+            }
+            text
+        })
+}
+
+fn october() -> Period {
+    Period::month(2026, 10).unwrap()
+}
+
+fn simple(text: &str) -> Result<Quantities, CmsError> {
+    let mut accumulator = UsageAccumulator::new(october());
+    read_usage(text.as_bytes(), "usage.csv", |row, at| {
+        if !known(row.subscription) {
+            return Err(CmsError::UnknownSubscription {
+                at: at(),
+                subscription: row.subscription.to_owned(),
+            });
+        }
+        accumulator.ingest(row, at).map(drop)
+    })?;
+    Ok(accumulator.finish())
+}
+
+fn fast(text: &str, cuts: &[usize]) -> Result<Quantities, CmsError> {
+    let bytes = text.as_bytes();
+    let header_end = whole_records(
+        &bytes[..bytes.iter().position(|&byte| byte == b'\n').map_or(bytes.len(), |at| at + 1)],
+    );
+    let header = bytes[..header_end].strip_suffix(b"\n").unwrap_or(&bytes[..header_end]);
+    let layout = UsageLayout::from_header(header.strip_suffix(b"\r").unwrap_or(header), "usage.csv")?;
+    let known_fn: &(dyn Fn(&str) -> bool + Sync) = &known;
+    let mut parser = FastUsageParser::new(layout, october(), "usage.csv", known_fn);
+    let (mut start, mut line) = (header_end, 2);
+    let mut cut_points: Vec<usize> =
+        cuts.iter().map(|cut| header_end + cut % (bytes.len() - header_end + 1)).collect();
+    cut_points.sort_unstable();
+    cut_points.push(bytes.len());
+    for cut in cut_points {
+        if cut <= start {
+            continue;
+        }
+        let end = if cut == bytes.len() { cut } else { start + whole_records(&bytes[start..cut]) };
+        if end <= start {
+            continue;
+        }
+        line += parser.feed(&bytes[start..end], line)?;
+        start = end;
+    }
+    if start < bytes.len() {
+        parser.feed(&bytes[start..], line)?;
+    }
+    Ok(parser.into_accumulator().finish())
+}
+
+fn summary(result: Result<Quantities, CmsError>) -> Result<(Vec<String>, String), String> {
+    result
+        .map(|quantities| {
+            let lines = quantities
+                .by_meter
+                .iter()
+                .map(|entry| format!("{} {} {}", entry.subscription, entry.meter, entry.quantity.normalize()))
+                .collect();
+            let stats = &quantities.stats;
+            (
+                lines,
+                format!(
+                    "{} {} {} {} {}",
+                    stats.rows, stats.accepted, stats.duplicates, stats.corrections, stats.before_period
+                ),
+            )
+        })
+        .map_err(|error| format!("{}: {error}", error.code()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn fast_parser_agrees_with_the_simple_one(text in file(), cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+        prop_assert_eq!(summary(fast(&text, &cuts)), summary(simple(&text)), "file:\n{}", text);
+    }
+}
+
+#[test]
+fn a_quoted_newline_keeps_line_numbers() {
+    let text = "subscription_id,meter_id,usage_start_time,usage_end_time,quantity,resource_uri,location\n\
+        0bb4db71-be57-4209-851d-3d24f4c0cf83,FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5,2026-10-01T00:00:00Z,2026-10-01T01:00:00Z,1,\"/a\nb\",east\n\
+        0bb4db71-be57-4209-851d-3d24f4c0cf83,FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5,2026-10-01T00:00:00Z,2026-10-01T01:00:00Z,x,/c,east\n";
+    let error = fast(text, &[]).unwrap_err();
+    assert_eq!(error.to_string(), simple(text).unwrap_err().to_string());
+    assert!(error.to_string().starts_with("usage.csv line 4: bad decimal"), "{error}");
+}
+
+#[test]
+fn quoted_crlf_records_cut_anywhere_keep_their_lines() {
+    let text = "resource_uri,quantity,subscription_id,meter_id,usage_start_time,usage_end_time,location\r\n\"/a\nb\",1,0bb4db71-be57-4209-851d-3d24f4c0cf83,FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5,2026-10-01T00:00:00Z,2026-10-01T01:00:00Z,east\r\n/c,1\r\n";
+    for cut in 0..text.len() {
+        let fast_error = fast(text, &[cut]).unwrap_err().to_string();
+        assert_eq!(fast_error, simple(text).unwrap_err().to_string(), "cut {cut}");
+    }
+}
