@@ -389,13 +389,9 @@ impl<'a> FastUsageParser<'a> {
         }
     }
 
-    /// The accumulator so far.
-    pub fn accumulator(&self) -> &UsageAccumulator {
-        &self.accumulator
-    }
-
-    /// The accumulator, to merge or finish.
-    pub fn into_accumulator(self) -> UsageAccumulator {
+    /// The accumulator, every row applied, to merge or finish.
+    pub fn into_accumulator(mut self) -> UsageAccumulator {
+        self.accumulator.flush();
         self.accumulator
     }
 
@@ -549,7 +545,7 @@ impl<'a> FastUsageParser<'a> {
                 series
             }
         };
-        self.accumulator.put_micros(series, start_seconds, end_seconds, micros);
+        self.accumulator.put_micros_batched(series, start_seconds, end_seconds, micros);
         Ok(true)
     }
 
