@@ -108,6 +108,13 @@ pub struct UsageLayout {
     fields: usize,
 }
 
+/// Wanted fields whose every byte the fast path checks (meter, times, quantity): a comma cannot hide in
+/// them, so their width can be guessed from the row before and confirmed by one byte.
+const CHECKED_FIELDS: [usize; 4] = [1, 2, 3, 4];
+/// Wanted fields a known spelling vouches for (subscription, resource): a guessed width is trusted only when
+/// the row's spelling is found; a new spelling is split again by scanning.
+const SPELLED_FIELDS: [usize; 2] = [0, 5];
+
 impl UsageLayout {
     /// Read the header line (without its newline).
     pub fn from_header(header: &[u8], source: &str) -> Result<Self, CmsError> {
@@ -241,7 +248,8 @@ impl Equivalent<Spelling> for SpellingRef<'_> {
 /// [`parse_timestamp_seconds`].
 #[derive(Debug, Default)]
 struct TimestampCache {
-    prefix: [u8; 8],
+    /// The `YYYY-MM-` bytes of the month remembered, as a word (0: none yet).
+    prefix: u64,
     month_start_days: i64,
     month_days: u32,
 }
@@ -252,41 +260,70 @@ fn digits2(bytes: &[u8], at: usize) -> Option<u32> {
     (high < 10 && low < 10).then(|| u32::from(high) * 10 + u32::from(low))
 }
 
+/// Eight bytes of `bytes` from `at`, little-endian.
+#[inline]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut buffer = [0u8; 8];
+    buffer.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(buffer)
+}
+
+/// The two-digit number at byte `at` of `word`.
+#[inline]
+fn digit_pair(word: u64, at: u32) -> Option<u32> {
+    let high = ((word >> (8 * at)) & 0xFF).wrapping_sub(u64::from(b'0'));
+    let low = ((word >> (8 * (at + 1))) & 0xFF).wrapping_sub(u64::from(b'0'));
+    // Both below 10: the subtraction wrapped for anything under '0'.
+    (high < 10 && low < 10).then(|| u32::try_from(high * 10 + low).unwrap_or(u32::MAX))
+}
+
+/// `+00:00` in the low six bytes of a word.
+const UTC_SUFFIX: u64 = u64::from_le_bytes(*b"+00:00\0\0");
+
 impl TimestampCache {
     #[inline]
     fn seconds(&mut self, bytes: &[u8]) -> Option<i64> {
         let utc = match bytes.len() {
-            25 => bytes[19..] == *b"+00:00",
+            25 => word(bytes, 17) >> 16 == UTC_SUFFIX,
             20 => bytes[19] == b'Z',
             _ => false,
         };
-        if !utc || bytes[10] != b'T' || bytes[13] != b':' || bytes[16] != b':' {
+        if !utc {
             return parse_timestamp_seconds(bytes);
         }
-        if bytes[..8] != self.prefix {
-            let seconds = parse_timestamp_seconds(bytes)?;
-            let year = i32::try_from(digits2(bytes, 0)? * 100 + digits2(bytes, 2)?).ok()?;
-            let month = digits2(bytes, 5)?;
-            let first = chrono::NaiveDate::from_ymd_opt(year, month, 1)?;
-            let next = if month == 12 {
-                chrono::NaiveDate::from_ymd_opt(year + 1, 1, 1)?
-            } else {
-                first.with_month(month + 1)?
-            };
-            self.prefix.copy_from_slice(&bytes[..8]);
-            self.month_start_days = first.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400);
-            self.month_days = u32::try_from((next - first).num_days()).ok()?;
-            return Some(seconds);
+        let head = word(bytes, 0);
+        if head != self.prefix {
+            return self.new_month(bytes, head);
         }
-        let (day, hour, minute, second) =
-            (digits2(bytes, 8)?, digits2(bytes, 11)?, digits2(bytes, 14)?, digits2(bytes, 17)?);
+        // DDTHH:MM, then :SS.
+        let middle = word(bytes, 8);
+        if (middle >> 16) & 0xFF != u64::from(b'T') || (middle >> 40) & 0xFF != u64::from(b':') || bytes[16] != b':' {
+            return parse_timestamp_seconds(bytes);
+        }
+        let (Some(day), Some(hour), Some(minute), Some(second)) =
+            (digit_pair(middle, 0), digit_pair(middle, 3), digit_pair(middle, 6), digits2(bytes, 17))
+        else {
+            return parse_timestamp_seconds(bytes);
+        };
         if day == 0 || day > self.month_days || hour > 23 || minute > 59 || second > 59 {
             return parse_timestamp_seconds(bytes);
         }
-        Some(
-            (self.month_start_days + i64::from(day) - 1) * 86_400
-                + i64::from(hour * 3600 + minute * 60 + second),
-        )
+        Some((self.month_start_days + i64::from(day) - 1) * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
+    }
+
+    /// A timestamp of a month not seen last: parsed the slow way, and the month remembered.
+    #[cold]
+    fn new_month(&mut self, bytes: &[u8], head: u64) -> Option<i64> {
+        let seconds = parse_timestamp_seconds(bytes)?;
+        let year = i32::try_from(digits2(bytes, 0)? * 100 + digits2(bytes, 2)?).ok()?;
+        let month = digits2(bytes, 5)?;
+        let first = chrono::NaiveDate::from_ymd_opt(year, month, 1)?;
+        let next =
+            if month == 12 { chrono::NaiveDate::from_ymd_opt(year + 1, 1, 1)? } else { first.with_month(month + 1)? };
+        self.prefix = head;
+        self.month_start_days = first.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400);
+        self.month_days = u32::try_from((next - first).num_days()).ok()?;
+        Some(seconds)
     }
 }
 
@@ -324,36 +361,6 @@ pub fn parse_micros(bytes: &[u8]) -> Option<i64> {
     value.checked_mul(10_i64.pow(6 - fraction_digits))
 }
 
-/// The high bit of each byte of `word` that equals `byte`, exactly (no false positives from borrows).
-#[inline]
-fn byte_mask(word: u64, byte: u8) -> u64 {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    let matched = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
-    !(((matched & LOW7).wrapping_add(LOW7)) | matched | LOW7)
-}
-
-/// Push the positions (offset by `base`) of the commas of `row`, eight bytes at a time.
-#[inline]
-fn push_commas(row: &[u8], base: usize, out: &mut Vec<usize>) {
-    let mut chunks = row.chunks_exact(8);
-    let mut offset = base;
-    for chunk in &mut chunks {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        let mut mask = byte_mask(u64::from_le_bytes(bytes), b',');
-        while mask != 0 {
-            out.push(offset + (mask.trailing_zeros() / 8) as usize);
-            mask &= mask - 1;
-        }
-        offset += 8;
-    }
-    for (index, &byte) in chunks.remainder().iter().enumerate() {
-        if byte == b',' {
-            out.push(offset + index);
-        }
-    }
-}
-
 fn is_padded(field: &[u8]) -> bool {
     field.first().is_some_and(u8::is_ascii_whitespace) || field.last().is_some_and(u8::is_ascii_whitespace)
 }
@@ -365,7 +372,10 @@ pub struct FastUsageParser<'a> {
     known: &'a (dyn Fn(&str) -> bool + Sync),
     accumulator: UsageAccumulator,
     spellings: HashMap<Spelling, SeriesId>,
-    commas: Vec<usize>,
+    /// For each column of the file: the wanted field it holds, if any.
+    wanted: Vec<Option<usize>>,
+    /// For each column: its width in the row before, when the column is checked byte by byte (else 0).
+    widths: Vec<usize>,
     times: TimestampCache,
 }
 
@@ -384,7 +394,8 @@ impl<'a> FastUsageParser<'a> {
             known,
             accumulator: UsageAccumulator::new(period),
             spellings: HashMap::new(),
-            commas: Vec::with_capacity(layout.fields + 1),
+            wanted: (0..layout.fields).map(|column| layout.columns.iter().position(|&at| at == column)).collect(),
+            widths: vec![0; layout.fields],
             times: TimestampCache::default(),
         }
     }
@@ -406,17 +417,12 @@ impl<'a> FastUsageParser<'a> {
         let mut offset = 0;
         'block: while offset < block.len() {
             let mut record_start = offset;
-            self.commas.clear();
-            for position in
-                memchr::memchr3_iter(b',', b'\n', b'"', &block[offset..]).map(|found| offset + found)
-            {
+            for position in memchr::memchr2_iter(b'\n', b'"', &block[offset..]).map(|found| offset + found) {
                 match block[position] {
-                    b',' => self.commas.push(position),
                     b'\n' => {
-                        self.record(block, record_start, position, line)?;
+                        self.record(&block[record_start..position], line)?;
                         line += 1;
                         record_start = position + 1;
-                        self.commas.clear();
                     }
                     _ => {
                         // A quoted field may hold commas and newlines: the record ends where the csv crate
@@ -443,7 +449,7 @@ impl<'a> FastUsageParser<'a> {
             }
             if record_start < block.len() {
                 // The last record of the file, without a newline.
-                self.record(block, record_start, block.len(), line)?;
+                self.record(&block[record_start..], line)?;
                 line += 1;
             }
             break;
@@ -452,57 +458,75 @@ impl<'a> FastUsageParser<'a> {
     }
 
     /// [`Self::feed`] for a block the caller knows holds no quote (the usual case, and the fast one: lines
-    /// split with SIMD search, commas found eight bytes at a time). Blocks may then be cut at any newline.
+    /// and free-text fields split with SIMD search, checked fields by width). Blocks may then be cut at any
+    /// newline.
     pub fn feed_unquoted(&mut self, block: &[u8], first_line: u64) -> Result<u64, CmsError> {
         let mut line = first_line;
         let mut start = 0;
         while start < block.len() {
             let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |found| start + found);
-            self.commas.clear();
-            push_commas(&block[start..end], start, &mut self.commas);
-            self.record(block, start, end, line)?;
+            self.record(&block[start..end], line)?;
             line += 1;
             start = end + 1;
         }
         Ok(line - first_line)
     }
 
-    /// The record `block[start..end]` (without its newline), whose commas are in `self.commas`.
-    fn record(&mut self, block: &[u8], start: usize, end: usize, line: u64) -> Result<(), CmsError> {
-        let mut record = &block[start..end];
+    /// One record (without its newline).
+    fn record(&mut self, mut record: &[u8], line: u64) -> Result<(), CmsError> {
         if let [head @ .., b'\r'] = record {
             record = head;
         }
         if record.is_empty() {
             return Ok(());
         }
-        if !self.fast_record(block, start, record.len(), line)? {
+        if !self.fast_record(record, line, true)? {
             self.slow_record(record, line)?;
         }
         Ok(())
     }
 
-    /// The common row; `Ok(false)` when the line needs the simple path.
-    fn fast_record(
-        &mut self,
-        block: &[u8],
-        start: usize,
-        length: usize,
-        line: u64,
-    ) -> Result<bool, CmsError> {
-        if self.commas.len() + 1 != self.layout.fields {
-            return Ok(false);
+    /// Split a record without quotes into the wanted fields, or `None` when its field count differs from the
+    /// header's. A checked field's width is guessed from the row before and confirmed by the comma after it
+    /// (its bytes are all checked later, so no comma hides inside); other fields are scanned for their comma.
+    ///
+    /// With `guess_spelled`, the subscription and resource widths are guessed too; the second value says
+    /// whether such a guess was used, so the caller can split again when the spelling turns out new.
+    fn split<'r>(&mut self, record: &'r [u8], guess_spelled: bool) -> Option<([&'r [u8]; 7], bool)> {
+        let mut fields: [&[u8]; 7] = [&[]; 7];
+        let mut start = 0;
+        let mut guessed_spelled = false;
+        let last = self.layout.fields - 1;
+        for column in 0..=last {
+            let end = if column == last {
+                if memchr::memchr(b',', &record[start..]).is_some() {
+                    return None;
+                }
+                record.len()
+            } else {
+                let guess = start + self.widths[column];
+                let spelled = self.wanted[column].is_some_and(|wanted| SPELLED_FIELDS.contains(&wanted));
+                if self.widths[column] > 0 && (guess_spelled || !spelled) && record.get(guess) == Some(&b',') {
+                    guessed_spelled |= spelled;
+                    guess
+                } else {
+                    start + memchr::memchr(b',', record.get(start..)?)?
+                }
+            };
+            if let Some(wanted) = self.wanted[column] {
+                fields[wanted] = &record[start..end];
+                if CHECKED_FIELDS.contains(&wanted) || SPELLED_FIELDS.contains(&wanted) {
+                    self.widths[column] = end - start;
+                }
+            }
+            start = end + 1;
         }
-        let record = &block[start..start + length];
-        let bound = |index: usize| match index {
-            0 => 0,
-            _ => self.commas[index - 1] + 1 - start,
-        };
-        let end = |index: usize| if index == self.commas.len() { length } else { self.commas[index] - start };
-        let field: [&[u8]; 7] = std::array::from_fn(|index| {
-            let column = self.layout.columns[index];
-            &record[bound(column)..end(column)]
-        });
+        Some((fields, guessed_spelled))
+    }
+
+    /// The common row; `Ok(false)` when the line needs the simple path.
+    fn fast_record(&mut self, record: &[u8], line: u64, guess_spelled: bool) -> Result<bool, CmsError> {
+        let Some((field, guessed_spelled)) = self.split(record, guess_spelled) else { return Ok(false) };
         let (subscription, meter_text, resource, location) = (field[0], field[1], field[5], field[6]);
         if subscription.is_empty() || is_padded(subscription) || is_padded(resource) || is_padded(location) {
             return Ok(false);
@@ -517,6 +541,9 @@ impl<'a> FastUsageParser<'a> {
         // A new spelling is checked the way the simple path checks a row, before the interval is.
         let new_series = if let Some(&series) = self.spellings.get(&key) {
             Err(series)
+        } else if guessed_spelled {
+            // A new spelling cannot vouch for a guessed width: split this row by scanning.
+            return self.fast_record(record, line, false);
         } else {
             let Ok(meter) = MeterId::parse_bytes(meter_text) else { return Ok(false) };
             let (Ok(subscription_text), Ok(resource_text), Ok(location_text)) = (
@@ -610,15 +637,6 @@ mod tests {
     }
 
     proptest! {
-        /// The eight-bytes-at-a-time comma search finds exactly the commas.
-        #[test]
-        fn commas_are_found_exactly(row in proptest::collection::vec(any::<u8>(), 0..80), base in 0usize..1000) {
-            let mut found = Vec::new();
-            push_commas(&row, base, &mut found);
-            let expected: Vec<usize> = row.iter().enumerate().filter(|(_, byte)| **byte == b',').map(|(index, _)| base + index).collect();
-            prop_assert_eq!(found, expected);
-        }
-
         /// Whenever the fast quantity parser accepts a text, it agrees exactly with the decimal path.
         #[test]
         fn micros_agree_with_decimals(whole in 0u64..10_000_000_000, fraction in 0u32..1_000_000, digits in 0usize..8) {
