@@ -226,11 +226,18 @@ struct SpellingRef<'a> {
     resource: &'a [u8],
 }
 
+/// Bytes of the resource and subscription that go into a spelling's hash: their ends, where spellings
+/// differ (the resource's start repeats the subscription). Equality still compares every byte.
+const HASHED_RESOURCE_BYTES: usize = 48;
+const HASHED_SUBSCRIPTION_BYTES: usize = 12;
+
 impl Hash for SpellingRef<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(self.subscription);
+        let tail = |bytes: &[u8], count: usize| bytes.len().saturating_sub(count);
+        state.write(&self.subscription[tail(self.subscription, HASHED_SUBSCRIPTION_BYTES)..]);
         state.write(self.meter);
-        state.write(self.resource);
+        state.write(&self.resource[tail(self.resource, HASHED_RESOURCE_BYTES)..]);
+        state.write_usize(self.subscription.len() ^ (self.resource.len() << 16));
     }
 }
 

@@ -368,6 +368,7 @@ pub struct UsageAccumulator {
     series: Vec<Series>,
     slots: Slots,
     pending: Vec<PendingSlot>,
+    ordered: Vec<PendingSlot>,
     stats: IngestStats,
 }
 
@@ -401,6 +402,7 @@ impl UsageAccumulator {
             series: Vec::new(),
             slots: Slots::new(usize::try_from(period.hours()).unwrap_or(usize::MAX)),
             pending: Vec::new(),
+            ordered: Vec::new(),
             stats: IngestStats::default(),
         }
     }
@@ -491,21 +493,24 @@ impl UsageAccumulator {
         for index in 1..=partitions {
             starts[index] += starts[index - 1];
         }
-        let mut ordered = vec![PendingSlot { series: 0, slot: 0, micros: 0 }; pending.len()];
+        let mut ordered = std::mem::take(&mut self.ordered);
+        ordered.clear();
+        ordered.resize(pending.len(), PendingSlot { series: 0, slot: 0, micros: 0 });
         for row in &pending {
             let partition = row.series as usize / SERIES_PER_PARTITION;
             ordered[starts[partition]] = *row;
             starts[partition] += 1;
         }
-        for row in ordered {
+        for &row in &ordered {
             let (index, slot) = (row.series as usize, row.slot as usize);
             let change = self.slots.put(index, slot, SlotValue::Micros(row.micros), &mut self.series[index].spilled);
             let start = self.start + i64::from(row.slot) * SECONDS_PER_HOUR;
             self.count(row.series, start, start + SECONDS_PER_HOUR, change, || from_micros(i128::from(row.micros)));
         }
-        // Keep the buffer's allocation for the next batch.
+        // Keep both buffers' allocations for the next batch.
         self.pending = pending;
         self.pending.clear();
+        self.ordered = ordered;
     }
 
     /// Count the row and tell whether it falls outside the period; refuse a backwards interval.
