@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError, mpsc};
 use cms_core::CmsError;
 use cms_core::error::{Location, Position};
 use cms_core::formats::csv_input::MAX_RECORD_BYTES;
-use cms_core::formats::usage_api::parse_page;
+use cms_core::formats::usage_api::FastPageParser;
 use cms_core::formats::usage_csv::{FastUsageParser, UsageLayout, whole_records};
 use cms_core::model::time::Period;
 use cms_core::rating::UsageAccumulator;
@@ -347,7 +347,7 @@ fn page_workers(
             .map(|_| {
                 let (next, failed_at) = (&next, &failed_at);
                 scope.spawn(move || -> Result<UsageAccumulator, (usize, CmsError)> {
-                    let mut accumulator = UsageAccumulator::new(period);
+                    let mut parser = FastPageParser::new(period, known);
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         if index >= files.len() || index > failed_at.load(Ordering::Relaxed) {
@@ -358,23 +358,13 @@ fn page_workers(
                             (index, error)
                         };
                         let path = &files[index];
-                        let name = path.file_name().map_or_else(
-                            || path.display().to_string(),
-                            |name| name.to_string_lossy().into_owned(),
-                        );
+                        let name = path
+                            .file_name()
+                            .map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned());
                         let bytes = std::fs::read(path).map_err(|error| fail(io_error(path, &error)))?;
-                        let page = parse_page(&bytes, &name).map_err(fail)?;
-                        for (record_index, record) in page.records.iter().enumerate() {
-                            let at = || Location::record(name.clone(), record_index as u64);
-                            if !known(&record.subscription) {
-                                return Err(fail(CmsError::UnknownSubscription {
-                                    at: at(),
-                                    subscription: record.subscription.clone(),
-                                }));
-                            }
-                            accumulator.ingest(&record.as_row(), at).map_err(fail)?;
-                        }
+                        parser.feed_page(&bytes, &name).map_err(fail)?;
                     }
+                    let accumulator = parser.into_accumulator();
                     Ok(accumulator)
                 })
             })

@@ -10,6 +10,7 @@
 //! - [`usage_csv`]: `usage.csv`, with the simple reader and the fast block parser of the month-end.
 
 pub mod csv_input;
+mod fast_rows;
 pub mod focus;
 pub mod focus_usage;
 pub mod usage_api;

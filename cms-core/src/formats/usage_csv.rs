@@ -23,21 +23,18 @@
 //! accumulators (`cms month-end` does). Line numbers in errors are absolute: each block comes with the
 //! number of its first line.
 
-use std::hash::{Hash, Hasher};
 use std::io::Read;
-
-use hashbrown::{Equivalent, HashMap};
 
 use crate::error::{CmsError, Location};
 use crate::formats::csv_input::{
     CsvInput, column_positions, csv_error, field_decimal, field_required, field_text,
 };
+pub use crate::formats::fast_rows::parse_micros;
+use crate::formats::fast_rows::{FastRows, Prepared, RowBytes};
 use crate::model::meter::MeterId;
-use chrono::Datelike;
-
 use crate::model::time::{Period, parse_timestamp_seconds};
 use crate::model::usage::UsageRow;
-use crate::rating::{SeriesId, UsageAccumulator};
+use crate::rating::UsageAccumulator;
 
 /// The columns of `usage.csv`, in the order [`usage_row`] takes them.
 pub const USAGE_COLUMNS: [&str; 7] = [
@@ -175,215 +172,15 @@ pub fn whole_records(buffer: &[u8]) -> usize {
     end
 }
 
-/// The spelling of a series as it appears in the file: the raw bytes of subscription, meter and resource,
-/// kept together in one allocation (so comparing a row to it touches one place in memory), so a known
-/// spelling needs no parsing at all.
-#[derive(Debug)]
-struct Spelling {
-    bytes: Box<[u8]>,
-    subscription_end: usize,
-    meter_end: usize,
-}
-
-impl Spelling {
-    fn new(key: &SpellingRef<'_>) -> Self {
-        let bytes = [key.subscription, key.meter, key.resource].concat().into_boxed_slice();
-        Self {
-            bytes,
-            subscription_end: key.subscription.len(),
-            meter_end: key.subscription.len() + key.meter.len(),
-        }
-    }
-
-    fn parts(&self) -> SpellingRef<'_> {
-        SpellingRef {
-            subscription: &self.bytes[..self.subscription_end],
-            meter: &self.bytes[self.subscription_end..self.meter_end],
-            resource: &self.bytes[self.meter_end..],
-        }
-    }
-}
-
-impl Hash for Spelling {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.parts().hash(state);
-    }
-}
-
-impl PartialEq for Spelling {
-    fn eq(&self, other: &Self) -> bool {
-        self.subscription_end == other.subscription_end
-            && self.meter_end == other.meter_end
-            && self.bytes == other.bytes
-    }
-}
-
-impl Eq for Spelling {}
-
-struct SpellingRef<'a> {
-    subscription: &'a [u8],
-    meter: &'a [u8],
-    resource: &'a [u8],
-}
-
-/// Bytes of the resource and subscription that go into a spelling's hash: their ends, where spellings
-/// differ (the resource's start repeats the subscription). Equality still compares every byte.
-const HASHED_RESOURCE_BYTES: usize = 48;
-const HASHED_SUBSCRIPTION_BYTES: usize = 12;
-
-impl Hash for SpellingRef<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let tail = |bytes: &[u8], count: usize| bytes.len().saturating_sub(count);
-        state.write(&self.subscription[tail(self.subscription, HASHED_SUBSCRIPTION_BYTES)..]);
-        state.write(self.meter);
-        state.write(&self.resource[tail(self.resource, HASHED_RESOURCE_BYTES)..]);
-        state.write_usize(self.subscription.len() ^ (self.resource.len() << 16));
-    }
-}
-
-impl Equivalent<Spelling> for SpellingRef<'_> {
-    fn equivalent(&self, key: &Spelling) -> bool {
-        let parts = key.parts();
-        *self.resource == *parts.resource
-            && *self.meter == *parts.meter
-            && *self.subscription == *parts.subscription
-    }
-}
-
-/// Timestamps of one month repeat their `YYYY-MM-` prefix: the day count of the month's first day is kept,
-/// so the common `YYYY-MM-DDTHH:MM:SS+00:00` (or `...Z`) costs a few digit reads. Anything else goes to
-/// [`parse_timestamp_seconds`].
-#[derive(Debug, Default)]
-struct TimestampCache {
-    /// The `YYYY-MM-` bytes of the month remembered, as a word (0: none yet).
-    prefix: u64,
-    month_start_days: i64,
-    month_days: u32,
-}
-
-#[inline]
-fn digits2(bytes: &[u8], at: usize) -> Option<u32> {
-    let (high, low) = (bytes[at].wrapping_sub(b'0'), bytes[at + 1].wrapping_sub(b'0'));
-    (high < 10 && low < 10).then(|| u32::from(high) * 10 + u32::from(low))
-}
-
-/// Eight bytes of `bytes` from `at`, little-endian.
-#[inline]
-fn word(bytes: &[u8], at: usize) -> u64 {
-    let mut buffer = [0u8; 8];
-    buffer.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(buffer)
-}
-
-/// The two-digit number at byte `at` of `word`.
-#[inline]
-fn digit_pair(word: u64, at: u32) -> Option<u32> {
-    let high = ((word >> (8 * at)) & 0xFF).wrapping_sub(u64::from(b'0'));
-    let low = ((word >> (8 * (at + 1))) & 0xFF).wrapping_sub(u64::from(b'0'));
-    // Both below 10: the subtraction wrapped for anything under '0'.
-    (high < 10 && low < 10).then(|| u32::try_from(high * 10 + low).unwrap_or(u32::MAX))
-}
-
-/// `+00:00` in the low six bytes of a word.
-const UTC_SUFFIX: u64 = u64::from_le_bytes(*b"+00:00\0\0");
-
-impl TimestampCache {
-    #[inline]
-    fn seconds(&mut self, bytes: &[u8]) -> Option<i64> {
-        let utc = match bytes.len() {
-            25 => word(bytes, 17) >> 16 == UTC_SUFFIX,
-            20 => bytes[19] == b'Z',
-            _ => false,
-        };
-        if !utc {
-            return parse_timestamp_seconds(bytes);
-        }
-        let head = word(bytes, 0);
-        if head != self.prefix {
-            return self.new_month(bytes, head);
-        }
-        // DDTHH:MM, then :SS.
-        let middle = word(bytes, 8);
-        if (middle >> 16) & 0xFF != u64::from(b'T') || (middle >> 40) & 0xFF != u64::from(b':') || bytes[16] != b':' {
-            return parse_timestamp_seconds(bytes);
-        }
-        let (Some(day), Some(hour), Some(minute), Some(second)) =
-            (digit_pair(middle, 0), digit_pair(middle, 3), digit_pair(middle, 6), digits2(bytes, 17))
-        else {
-            return parse_timestamp_seconds(bytes);
-        };
-        if day == 0 || day > self.month_days || hour > 23 || minute > 59 || second > 59 {
-            return parse_timestamp_seconds(bytes);
-        }
-        Some((self.month_start_days + i64::from(day) - 1) * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
-    }
-
-    /// A timestamp of a month not seen last: parsed the slow way, and the month remembered.
-    #[cold]
-    fn new_month(&mut self, bytes: &[u8], head: u64) -> Option<i64> {
-        let seconds = parse_timestamp_seconds(bytes)?;
-        let year = i32::try_from(digits2(bytes, 0)? * 100 + digits2(bytes, 2)?).ok()?;
-        let month = digits2(bytes, 5)?;
-        let first = chrono::NaiveDate::from_ymd_opt(year, month, 1)?;
-        let next =
-            if month == 12 { chrono::NaiveDate::from_ymd_opt(year + 1, 1, 1)? } else { first.with_month(month + 1)? };
-        self.prefix = head;
-        self.month_start_days = first.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400);
-        self.month_days = u32::try_from((next - first).num_days()).ok()?;
-        Some(seconds)
-    }
-}
-
-/// Parse `digits[.digits]` with at most 6 fraction digits into micro-units; `None` for anything else (a sign,
-/// an exponent, more digits), which the exact path then handles.
-pub fn parse_micros(bytes: &[u8]) -> Option<i64> {
-    if bytes.is_empty() || bytes.len() > 18 {
-        return None;
-    }
-    let mut value: i64 = 0;
-    let mut index = 0;
-    while index < bytes.len() && bytes[index].is_ascii_digit() {
-        value = value * 10 + i64::from(bytes[index] - b'0');
-        index += 1;
-    }
-    if index == 0 {
-        return None;
-    }
-    let mut fraction_digits: u32 = 0;
-    if index < bytes.len() {
-        if bytes[index] != b'.' {
-            return None;
-        }
-        index += 1;
-        while index < bytes.len() && bytes[index].is_ascii_digit() {
-            value = value * 10 + i64::from(bytes[index] - b'0');
-            fraction_digits += 1;
-            index += 1;
-        }
-        if fraction_digits == 0 || fraction_digits > 6 || index != bytes.len() {
-            return None;
-        }
-    }
-    // At most 18 digits: the value fits, and so does the scaled one.
-    value.checked_mul(10_i64.pow(6 - fraction_digits))
-}
-
-fn is_padded(field: &[u8]) -> bool {
-    field.first().is_some_and(u8::is_ascii_whitespace) || field.last().is_some_and(u8::is_ascii_whitespace)
-}
-
 /// The fast month-end parser of `usage.csv` blocks (see the module documentation).
 pub struct FastUsageParser<'a> {
     layout: UsageLayout,
     source: &'a str,
-    known: &'a (dyn Fn(&str) -> bool + Sync),
-    accumulator: UsageAccumulator,
-    spellings: HashMap<Spelling, SeriesId>,
+    rows: FastRows<'a>,
     /// For each column of the file: the wanted field it holds, if any.
     wanted: Vec<Option<usize>>,
     /// For each column: its width in the row before, when the column is checked byte by byte (else 0).
     widths: Vec<usize>,
-    times: TimestampCache,
 }
 
 impl<'a> FastUsageParser<'a> {
@@ -398,19 +195,17 @@ impl<'a> FastUsageParser<'a> {
         Self {
             layout,
             source,
-            known,
-            accumulator: UsageAccumulator::new(period),
-            spellings: HashMap::new(),
-            wanted: (0..layout.fields).map(|column| layout.columns.iter().position(|&at| at == column)).collect(),
+            rows: FastRows::new(period, known),
+            wanted: (0..layout.fields)
+                .map(|column| layout.columns.iter().position(|&at| at == column))
+                .collect(),
             widths: vec![0; layout.fields],
-            times: TimestampCache::default(),
         }
     }
 
     /// The accumulator, every row applied, to merge or finish.
-    pub fn into_accumulator(mut self) -> UsageAccumulator {
-        self.accumulator.flush();
-        self.accumulator
+    pub fn into_accumulator(self) -> UsageAccumulator {
+        self.rows.into_accumulator()
     }
 
     /// Take a block of whole records whose first line is line `first_line` of the file (the header is line
@@ -425,33 +220,30 @@ impl<'a> FastUsageParser<'a> {
         'block: while offset < block.len() {
             let mut record_start = offset;
             for position in memchr::memchr2_iter(b'\n', b'"', &block[offset..]).map(|found| offset + found) {
-                match block[position] {
-                    b'\n' => {
-                        self.record(&block[record_start..position], line)?;
-                        line += 1;
-                        record_start = position + 1;
-                    }
-                    _ => {
-                        // A quoted field may hold commas and newlines: the record ends where the csv crate
-                        // says it does.
-                        let record_end = match first_record(&block[record_start..]) {
-                            Some(length) => {
-                                // The terminator; a `\r\n` ends at its `\n`.
-                                let end = record_start + length - 1;
-                                if block[end] == b'\r' && block.get(end + 1) == Some(&b'\n') {
-                                    end + 1
-                                } else {
-                                    end
-                                }
+                if block[position] == b'\n' {
+                    self.record(&block[record_start..position], line)?;
+                    line += 1;
+                    record_start = position + 1;
+                } else {
+                    // A quoted field may hold commas and newlines: the record ends where the csv crate says it
+                    // does.
+                    let record_end = match first_record(&block[record_start..]) {
+                        Some(length) => {
+                            // The terminator; a `\r\n` ends at its `\n`.
+                            let end = record_start + length - 1;
+                            if block[end] == b'\r' && block.get(end + 1) == Some(&b'\n') {
+                                end + 1
+                            } else {
+                                end
                             }
-                            None => block.len(),
-                        };
-                        let text = &block[record_start..record_end];
-                        self.slow_record(text, line)?;
-                        line += memchr::memchr_iter(b'\n', text).count() as u64 + 1;
-                        offset = record_end + 1;
-                        continue 'block;
-                    }
+                        }
+                        None => block.len(),
+                    };
+                    let text = &block[record_start..record_end];
+                    self.slow_record(text, line)?;
+                    line += memchr::memchr_iter(b'\n', text).count() as u64 + 1;
+                    offset = record_end + 1;
+                    continue 'block;
                 }
             }
             if record_start < block.len() {
@@ -513,7 +305,8 @@ impl<'a> FastUsageParser<'a> {
             } else {
                 let guess = start + self.widths[column];
                 let spelled = self.wanted[column].is_some_and(|wanted| SPELLED_FIELDS.contains(&wanted));
-                if self.widths[column] > 0 && (guess_spelled || !spelled) && record.get(guess) == Some(&b',') {
+                if self.widths[column] > 0 && (guess_spelled || !spelled) && record.get(guess) == Some(&b',')
+                {
                     guessed_spelled |= spelled;
                     guess
                 } else {
@@ -533,54 +326,24 @@ impl<'a> FastUsageParser<'a> {
 
     /// The common row; `Ok(false)` when the line needs the simple path.
     fn fast_record(&mut self, record: &[u8], line: u64, guess_spelled: bool) -> Result<bool, CmsError> {
-        let Some((field, guessed_spelled)) = self.split(record, guess_spelled) else { return Ok(false) };
-        let (subscription, meter_text, resource, location) = (field[0], field[1], field[5], field[6]);
-        if subscription.is_empty() || is_padded(subscription) || is_padded(resource) || is_padded(location) {
-            return Ok(false);
-        }
-        let (Some(start_seconds), Some(end_seconds), Some(micros)) =
-            (self.times.seconds(field[2]), self.times.seconds(field[3]), parse_micros(field[4]))
-        else {
-            return Ok(false);
+        let Some((field, guessed)) = self.split(record, guess_spelled) else { return Ok(false) };
+        let row = RowBytes {
+            subscription: field[0],
+            meter: field[1],
+            start: field[2],
+            end: field[3],
+            quantity: field[4],
+            resource: field[5],
+            location: field[6],
         };
-        let at = || Location::line(self.source, line);
-        let key = SpellingRef { subscription, meter: meter_text, resource };
-        // A new spelling is checked the way the simple path checks a row, before the interval is.
-        let new_series = if let Some(&series) = self.spellings.get(&key) {
-            Err(series)
-        } else if guessed_spelled {
+        let source = self.source;
+        let at = || Location::line(source, line);
+        match self.rows.prepare(&row, guessed, at)? {
+            Prepared::Ready(ready) => self.rows.store(ready, at).map(|()| true),
+            Prepared::Slow => Ok(false),
             // A new spelling cannot vouch for a guessed width: split this row by scanning.
-            return self.fast_record(record, line, false);
-        } else {
-            let Ok(meter) = MeterId::parse_bytes(meter_text) else { return Ok(false) };
-            let (Ok(subscription_text), Ok(resource_text), Ok(location_text)) = (
-                std::str::from_utf8(subscription),
-                std::str::from_utf8(resource),
-                std::str::from_utf8(location),
-            ) else {
-                return Ok(false);
-            };
-            if !(self.known)(subscription_text) {
-                return Err(CmsError::UnknownSubscription {
-                    at: at(),
-                    subscription: subscription_text.to_owned(),
-                });
-            }
-            Ok((meter, subscription_text, resource_text, location_text))
-        };
-        if !self.accumulator.admits(start_seconds, end_seconds, at)? {
-            return Ok(true);
+            Prepared::Resplit => self.fast_record(record, line, false),
         }
-        let series = match new_series {
-            Err(series) => series,
-            Ok((meter, subscription_text, resource_text, location_text)) => {
-                let series = self.accumulator.series(subscription_text, meter, resource_text, location_text);
-                self.spellings.insert(Spelling::new(&key), series);
-                series
-            }
-        };
-        self.accumulator.put_micros_batched(series, start_seconds, end_seconds, micros);
-        Ok(true)
     }
 
     /// One record through the simple path's rules.
@@ -604,13 +367,13 @@ impl<'a> FastUsageParser<'a> {
         }
         let fields = std::array::from_fn(|index| record.get(self.layout.columns[index]).unwrap_or_default());
         let row = usage_row(fields, &at)?;
-        if !(self.known)(row.subscription) {
+        if !self.rows.known(row.subscription) {
             return Err(CmsError::UnknownSubscription {
                 at: at(),
                 subscription: row.subscription.to_owned(),
             });
         }
-        self.accumulator.ingest(&row, at).map(drop)
+        self.rows.accumulator().ingest(&row, at).map(drop)
     }
 }
 

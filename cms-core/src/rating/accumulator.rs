@@ -197,7 +197,13 @@ impl Slots {
     }
 
     /// Store `value` in a slot of a series; `spilled` is that series' map of values that are not micro-units.
-    fn put(&mut self, series: usize, slot: usize, value: SlotValue, spilled: &mut BTreeMap<u32, Decimal>) -> Change {
+    fn put(
+        &mut self,
+        series: usize,
+        slot: usize,
+        value: SlotValue,
+        spilled: &mut BTreeMap<u32, Decimal>,
+    ) -> Change {
         let micros = match value {
             SlotValue::Micros(micros) => Some(micros),
             SlotValue::Exact(value) => to_micros(value),
@@ -503,9 +509,12 @@ impl UsageAccumulator {
         }
         for &row in &ordered {
             let (index, slot) = (row.series as usize, row.slot as usize);
-            let change = self.slots.put(index, slot, SlotValue::Micros(row.micros), &mut self.series[index].spilled);
+            let change =
+                self.slots.put(index, slot, SlotValue::Micros(row.micros), &mut self.series[index].spilled);
             let start = self.start + i64::from(row.slot) * SECONDS_PER_HOUR;
-            self.count(row.series, start, start + SECONDS_PER_HOUR, change, || from_micros(i128::from(row.micros)));
+            self.count(row.series, start, start + SECONDS_PER_HOUR, change, || {
+                from_micros(i128::from(row.micros))
+            });
         }
         // Keep both buffers' allocations for the next batch.
         self.pending = pending;
@@ -560,7 +569,14 @@ impl UsageAccumulator {
     }
 
     /// Count what storing a row did.
-    fn count(&mut self, series_index: u32, start: i64, end: i64, change: Change, new: impl FnOnce() -> Decimal) -> Outcome {
+    fn count(
+        &mut self,
+        series_index: u32,
+        start: i64,
+        end: i64,
+        change: Change,
+        new: impl FnOnce() -> Decimal,
+    ) -> Outcome {
         match change {
             Change::New => {
                 self.stats.accepted += 1;
@@ -675,7 +691,12 @@ impl UsageAccumulator {
         self.flush();
         let mut by_series = Vec::with_capacity(self.series.len());
         for (index, (key, series)) in self.keys.iter().zip(&self.series).enumerate() {
-            by_series.push((series.subscription, key, series.location, series_total(self.slots.micros[index], series)));
+            by_series.push((
+                series.subscription,
+                key,
+                series.location,
+                series_total(self.slots.micros[index], series),
+            ));
         }
         by_series.sort_by(|left, right| {
             let name = |entry: &(u32, &SeriesKey, u32, Decimal)| &self.subscription_names[entry.0 as usize];
@@ -774,6 +795,7 @@ impl SlotValue {
 }
 
 /// What storing a value did to its slot.
+#[derive(Clone, Copy)]
 enum Change {
     New,
     Same,

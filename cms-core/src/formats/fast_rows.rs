@@ -1,0 +1,371 @@
+//! The row end of the fast month-end parsers (`usage.csv` blocks and Usage API pages): what to do with one
+//! row's field bytes once a parser has found them.
+//!
+//! - The series of a row is found by the exact bytes of its (subscription, meter, resource) in a map of
+//!   spellings, so the case-folded lookup, the UTF-8 checks and the check that the subscription is in the
+//!   channel run once per spelling, not once per row.
+//! - Times go through a month-cached timestamp reader; quantities with at most 6 decimals are read straight
+//!   into micro-units (`i64`), exactly.
+//! - Anything unusual ([`Prepared::Slow`]) sends the row (or the page) through the simple path's rules,
+//!   which accept it the same way or name it in the error.
+//!
+//! A row is handled in two steps, [`FastRows::prepare`] (checks, no effect) and [`FastRows::store`], so a
+//! page parser can check a whole page before storing any of it, as pages are accepted or refused whole.
+
+use std::hash::{Hash, Hasher};
+
+use chrono::Datelike;
+use hashbrown::{Equivalent, HashMap};
+
+use crate::error::{CmsError, Location};
+use crate::model::meter::MeterId;
+use crate::model::time::{Period, parse_timestamp_seconds};
+use crate::rating::{SeriesId, UsageAccumulator};
+
+/// The spelling of a series as it appears in the file: the raw bytes of subscription, meter and resource,
+/// kept together in one allocation (so comparing a row to it touches one place in memory), so a known
+/// spelling needs no parsing at all.
+#[derive(Debug)]
+struct Spelling {
+    bytes: Box<[u8]>,
+    subscription_end: usize,
+    meter_end: usize,
+}
+
+impl Spelling {
+    fn new(key: &SpellingRef<'_>) -> Self {
+        let bytes = [key.subscription, key.meter, key.resource].concat().into_boxed_slice();
+        Self {
+            bytes,
+            subscription_end: key.subscription.len(),
+            meter_end: key.subscription.len() + key.meter.len(),
+        }
+    }
+
+    fn parts(&self) -> SpellingRef<'_> {
+        SpellingRef {
+            subscription: &self.bytes[..self.subscription_end],
+            meter: &self.bytes[self.subscription_end..self.meter_end],
+            resource: &self.bytes[self.meter_end..],
+        }
+    }
+}
+
+impl Hash for Spelling {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for Spelling {
+    fn eq(&self, other: &Self) -> bool {
+        self.subscription_end == other.subscription_end
+            && self.meter_end == other.meter_end
+            && self.bytes == other.bytes
+    }
+}
+
+impl Eq for Spelling {}
+
+struct SpellingRef<'a> {
+    subscription: &'a [u8],
+    meter: &'a [u8],
+    resource: &'a [u8],
+}
+
+/// Bytes of the resource and subscription that go into a spelling's hash: their ends, where spellings
+/// differ (the resource's start repeats the subscription). Equality still compares every byte.
+const HASHED_RESOURCE_BYTES: usize = 48;
+const HASHED_SUBSCRIPTION_BYTES: usize = 12;
+
+impl Hash for SpellingRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let tail = |bytes: &[u8], count: usize| bytes.len().saturating_sub(count);
+        state.write(&self.subscription[tail(self.subscription, HASHED_SUBSCRIPTION_BYTES)..]);
+        state.write(self.meter);
+        state.write(&self.resource[tail(self.resource, HASHED_RESOURCE_BYTES)..]);
+        state.write_usize(self.subscription.len() ^ (self.resource.len() << 16));
+    }
+}
+
+impl Equivalent<Spelling> for SpellingRef<'_> {
+    fn equivalent(&self, key: &Spelling) -> bool {
+        let parts = key.parts();
+        *self.resource == *parts.resource
+            && *self.meter == *parts.meter
+            && *self.subscription == *parts.subscription
+    }
+}
+
+/// Timestamps of one month repeat their `YYYY-MM-` prefix: the day count of the month's first day is kept,
+/// so the common `YYYY-MM-DDTHH:MM:SS+00:00` (or `...Z`) costs a few digit reads. Anything else goes to
+/// [`parse_timestamp_seconds`].
+#[derive(Debug, Default)]
+struct TimestampCache {
+    /// The `YYYY-MM-` bytes of the month remembered, as a word (0: none yet).
+    prefix: u64,
+    month_start_days: i64,
+    month_days: u32,
+}
+
+#[inline]
+fn digits2(bytes: &[u8], at: usize) -> Option<u32> {
+    let (high, low) = (bytes[at].wrapping_sub(b'0'), bytes[at + 1].wrapping_sub(b'0'));
+    (high < 10 && low < 10).then(|| u32::from(high) * 10 + u32::from(low))
+}
+
+/// Eight bytes of `bytes` from `at`, little-endian.
+#[inline]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut buffer = [0u8; 8];
+    buffer.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(buffer)
+}
+
+/// The two-digit number at byte `at` of `word`.
+#[inline]
+fn digit_pair(word: u64, at: u32) -> Option<u32> {
+    let high = ((word >> (8 * at)) & 0xFF).wrapping_sub(u64::from(b'0'));
+    let low = ((word >> (8 * (at + 1))) & 0xFF).wrapping_sub(u64::from(b'0'));
+    // Both below 10: the subtraction wrapped for anything under '0'.
+    (high < 10 && low < 10).then(|| u32::try_from(high * 10 + low).unwrap_or(u32::MAX))
+}
+
+/// `+00:00` in the low six bytes of a word.
+const UTC_SUFFIX: u64 = u64::from_le_bytes(*b"+00:00\0\0");
+
+impl TimestampCache {
+    #[inline]
+    fn seconds(&mut self, bytes: &[u8]) -> Option<i64> {
+        let utc = match bytes.len() {
+            25 => word(bytes, 17) >> 16 == UTC_SUFFIX,
+            20 => bytes[19] == b'Z',
+            _ => false,
+        };
+        if !utc {
+            return parse_timestamp_seconds(bytes);
+        }
+        let head = word(bytes, 0);
+        if head != self.prefix {
+            return self.new_month(bytes, head);
+        }
+        // DDTHH:MM, then :SS.
+        let middle = word(bytes, 8);
+        if (middle >> 16) & 0xFF != u64::from(b'T')
+            || (middle >> 40) & 0xFF != u64::from(b':')
+            || bytes[16] != b':'
+        {
+            return parse_timestamp_seconds(bytes);
+        }
+        let (Some(day), Some(hour), Some(minute), Some(second)) =
+            (digit_pair(middle, 0), digit_pair(middle, 3), digit_pair(middle, 6), digits2(bytes, 17))
+        else {
+            return parse_timestamp_seconds(bytes);
+        };
+        if day == 0 || day > self.month_days || hour > 23 || minute > 59 || second > 59 {
+            return parse_timestamp_seconds(bytes);
+        }
+        Some(
+            (self.month_start_days + i64::from(day) - 1) * 86_400
+                + i64::from(hour * 3600 + minute * 60 + second),
+        )
+    }
+
+    /// A timestamp of a month not seen last: parsed the slow way, and the month remembered.
+    #[cold]
+    fn new_month(&mut self, bytes: &[u8], head: u64) -> Option<i64> {
+        let seconds = parse_timestamp_seconds(bytes)?;
+        let year = i32::try_from(digits2(bytes, 0)? * 100 + digits2(bytes, 2)?).ok()?;
+        let month = digits2(bytes, 5)?;
+        let first = chrono::NaiveDate::from_ymd_opt(year, month, 1)?;
+        let next = if month == 12 {
+            chrono::NaiveDate::from_ymd_opt(year + 1, 1, 1)?
+        } else {
+            first.with_month(month + 1)?
+        };
+        self.prefix = head;
+        self.month_start_days = first.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400);
+        self.month_days = u32::try_from((next - first).num_days()).ok()?;
+        Some(seconds)
+    }
+}
+
+/// Parse `digits[.digits]` with at most 6 fraction digits into micro-units; `None` for anything else (a sign,
+/// an exponent, more digits), which the exact path then handles.
+pub fn parse_micros(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes.len() > 18 {
+        return None;
+    }
+    let mut value: i64 = 0;
+    let mut index = 0;
+    while index < bytes.len() && bytes[index].is_ascii_digit() {
+        value = value * 10 + i64::from(bytes[index] - b'0');
+        index += 1;
+    }
+    if index == 0 {
+        return None;
+    }
+    let mut fraction_digits: u32 = 0;
+    if index < bytes.len() {
+        if bytes[index] != b'.' {
+            return None;
+        }
+        index += 1;
+        while index < bytes.len() && bytes[index].is_ascii_digit() {
+            value = value * 10 + i64::from(bytes[index] - b'0');
+            fraction_digits += 1;
+            index += 1;
+        }
+        if fraction_digits == 0 || fraction_digits > 6 || index != bytes.len() {
+            return None;
+        }
+    }
+    // At most 18 digits: the value fits, and so does the scaled one.
+    value.checked_mul(10_i64.pow(6 - fraction_digits))
+}
+
+fn is_padded(field: &[u8]) -> bool {
+    field.first().is_some_and(u8::is_ascii_whitespace) || field.last().is_some_and(u8::is_ascii_whitespace)
+}
+
+/// The field bytes of one row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowBytes<'r> {
+    pub subscription: &'r [u8],
+    pub meter: &'r [u8],
+    pub start: &'r [u8],
+    pub end: &'r [u8],
+    pub quantity: &'r [u8],
+    pub resource: &'r [u8],
+    pub location: &'r [u8],
+}
+
+/// A row checked and ready to store.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    start: i64,
+    end: i64,
+    micros: i64,
+    series: Result<SeriesId, NewSeries>,
+}
+
+/// A spelling not seen before, checked.
+#[derive(Debug)]
+struct NewSeries {
+    meter: MeterId,
+    spelling: Spelling,
+    location: String,
+}
+
+/// What [`FastRows::prepare`] found.
+#[derive(Debug)]
+pub(crate) enum Prepared {
+    /// The row is fine: store it.
+    Ready(Ready),
+    /// The row needs the simple path.
+    Slow,
+    /// The row's spelling is new while its parser guessed where a spelled field ends: split it again.
+    Resplit,
+}
+
+/// The fast path's state: the accumulator, the known spellings, the timestamp cache.
+pub(crate) struct FastRows<'a> {
+    known: &'a (dyn Fn(&str) -> bool + Sync),
+    accumulator: UsageAccumulator,
+    spellings: HashMap<Spelling, SeriesId>,
+    times: TimestampCache,
+}
+
+impl<'a> FastRows<'a> {
+    pub fn new(period: Period, known: &'a (dyn Fn(&str) -> bool + Sync)) -> Self {
+        Self {
+            known,
+            accumulator: UsageAccumulator::new(period),
+            spellings: HashMap::new(),
+            times: TimestampCache::default(),
+        }
+    }
+
+    /// Whether the channel has this subscription.
+    pub fn known(&self, subscription: &str) -> bool {
+        (self.known)(subscription)
+    }
+
+    /// The accumulator, for rows taken by the simple path (which stores each at once, after the rows kept
+    /// so far).
+    pub fn accumulator(&mut self) -> &mut UsageAccumulator {
+        &mut self.accumulator
+    }
+
+    /// The accumulator, every row applied.
+    pub fn into_accumulator(mut self) -> UsageAccumulator {
+        self.accumulator.flush();
+        self.accumulator
+    }
+
+    /// Check a row without storing it. A new spelling is checked the way the simple path checks a row (the
+    /// meter, UTF-8, then the subscription: `Err` when it is not in the channel). With `guessed`, the caller
+    /// guessed where a spelled field ends, and a new spelling asks for [`Prepared::Resplit`].
+    pub fn prepare(
+        &mut self,
+        row: &RowBytes<'_>,
+        guessed: bool,
+        at: impl Fn() -> Location,
+    ) -> Result<Prepared, CmsError> {
+        let (subscription, resource, location) = (row.subscription, row.resource, row.location);
+        if subscription.is_empty() || is_padded(subscription) || is_padded(resource) || is_padded(location) {
+            return Ok(Prepared::Slow);
+        }
+        let (Some(start), Some(end), Some(micros)) =
+            (self.times.seconds(row.start), self.times.seconds(row.end), parse_micros(row.quantity))
+        else {
+            return Ok(Prepared::Slow);
+        };
+        let key = SpellingRef { subscription, meter: row.meter, resource };
+        let series = if let Some(&series) = self.spellings.get(&key) {
+            Ok(series)
+        } else if guessed {
+            return Ok(Prepared::Resplit);
+        } else {
+            let Ok(meter) = MeterId::parse_bytes(row.meter) else { return Ok(Prepared::Slow) };
+            let (Ok(subscription_text), Ok(_), Ok(location_text)) = (
+                std::str::from_utf8(subscription),
+                std::str::from_utf8(resource),
+                std::str::from_utf8(location),
+            ) else {
+                return Ok(Prepared::Slow);
+            };
+            if !(self.known)(subscription_text) {
+                return Err(CmsError::UnknownSubscription {
+                    at: at(),
+                    subscription: subscription_text.to_owned(),
+                });
+            }
+            Err(NewSeries { meter, spelling: Spelling::new(&key), location: location_text.to_owned() })
+        };
+        Ok(Prepared::Ready(Ready { start, end, micros, series }))
+    }
+
+    /// Store a prepared row: count it, and keep it if it belongs to the period.
+    pub fn store(&mut self, ready: Ready, at: impl FnOnce() -> Location) -> Result<(), CmsError> {
+        if !self.accumulator.admits(ready.start, ready.end, at)? {
+            return Ok(());
+        }
+        let series = match ready.series {
+            Ok(series) => series,
+            Err(new) => {
+                let parts = new.spelling.parts();
+                // The bytes were checked as UTF-8 when the row was prepared.
+                let (subscription, resource) = (
+                    std::str::from_utf8(parts.subscription).unwrap_or_default(),
+                    std::str::from_utf8(parts.resource).unwrap_or_default(),
+                );
+                let series = self.accumulator.series(subscription, new.meter, resource, &new.location);
+                self.spellings.insert(new.spelling, series);
+                series
+            }
+        };
+        self.accumulator.put_micros_batched(series, ready.start, ready.end, ready.micros);
+        Ok(())
+    }
+}
