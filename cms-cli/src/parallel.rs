@@ -358,9 +358,10 @@ fn page_workers(
                             (index, error)
                         };
                         let path = &files[index];
-                        let name = path
-                            .file_name()
-                            .map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned());
+                        let name = path.file_name().map_or_else(
+                            || path.display().to_string(),
+                            |name| name.to_string_lossy().into_owned(),
+                        );
                         let bytes = std::fs::read(path).map_err(|error| fail(io_error(path, &error)))?;
                         parser.feed_page(&bytes, &name).map_err(fail)?;
                     }

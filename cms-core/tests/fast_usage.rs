@@ -236,3 +236,108 @@ fn quoted_crlf_records_cut_anywhere_keep_their_lines() {
         assert_eq!(fast_error, simple(text).unwrap_err().to_string(), "cut {cut}");
     }
 }
+
+/// The fast page reader against the simple path (`parse_page`, then each record), on the sample page with
+/// its subscriptions known, mutated anywhere: the same quantities, or the same error.
+mod pages {
+    use cms_core::CmsError;
+    use cms_core::error::Location;
+    use cms_core::formats::usage_api::{FastPageParser, parse_page};
+    use cms_core::model::time::Period;
+    use cms_core::rating::UsageAccumulator;
+    use proptest::prelude::*;
+
+    const SAMPLE: &str = include_str!("../../tests/data/azure-stack-hub-sample-usage.json");
+
+    fn known(id: &str) -> bool {
+        ["3f2a6c1e-8b4d-4e1a-9c7f-2d5b8e0a1c11", "7b9d0e42-1c3f-4a6b-8e2d-5f7a9c1b3d22"]
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(id))
+    }
+
+    fn march() -> Period {
+        Period::month(2025, 3).unwrap()
+    }
+
+    fn simple(pages: &[Vec<u8>]) -> Result<Vec<String>, String> {
+        let mut accumulator = UsageAccumulator::new(march());
+        for (number, bytes) in pages.iter().enumerate() {
+            let name = format!("page-{number}.json");
+            let mut run = || -> Result<(), CmsError> {
+                let page = parse_page(bytes, &name)?;
+                for (index, record) in page.records.iter().enumerate() {
+                    let at = || Location::record(name.clone(), index as u64);
+                    if !known(&record.subscription) {
+                        return Err(CmsError::UnknownSubscription {
+                            at: at(),
+                            subscription: record.subscription.clone(),
+                        });
+                    }
+                    accumulator.ingest(&record.as_row(), at)?;
+                }
+                Ok(())
+            };
+            run().map_err(|error| error.to_string())?;
+        }
+        Ok(totals(accumulator))
+    }
+
+    fn fast(pages: &[Vec<u8>]) -> Result<Vec<String>, String> {
+        let known_fn: &(dyn Fn(&str) -> bool + Sync) = &known;
+        let mut parser = FastPageParser::new(march(), known_fn);
+        for (number, bytes) in pages.iter().enumerate() {
+            parser.feed_page(bytes, &format!("page-{number}.json")).map_err(|error| error.to_string())?;
+        }
+        Ok(totals(parser.into_accumulator()))
+    }
+
+    fn totals(accumulator: UsageAccumulator) -> Vec<String> {
+        let quantities = accumulator.finish();
+        let mut out: Vec<String> = quantities
+            .by_series
+            .iter()
+            .map(|entry| {
+                format!(
+                    "{} {} {} {} {}",
+                    entry.subscription,
+                    entry.meter,
+                    entry.resource_uri,
+                    entry.location,
+                    entry.quantity.normalize()
+                )
+            })
+            .collect();
+        let stats = &quantities.stats;
+        out.push(format!("{} {} {} {}", stats.rows, stats.accepted, stats.duplicates, stats.corrections));
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn fast_pages_agree_with_the_simple_path(
+            edits in proptest::collection::vec((0usize..19_000, proptest::sample::select(b"{}[]\\\",:0123456789.-e tnu".to_vec()), 0usize..40, any::<bool>()), 0..3),
+            repeat: bool,
+        ) {
+            let mut bytes = SAMPLE.as_bytes().to_vec();
+            for (position, byte, cut, duplicate) in edits {
+                let position = position.min(bytes.len().saturating_sub(1));
+                if bytes.is_empty() { break; }
+                bytes[position] = byte;
+                let end = (position + cut).min(bytes.len());
+                if duplicate {
+                    let slice = bytes[position..end].to_vec();
+                    bytes.splice(position..position, slice);
+                } else {
+                    bytes.drain(position..end);
+                }
+            }
+            let mut pages = vec![SAMPLE.as_bytes().to_vec(), bytes];
+            if repeat {
+                pages.push(SAMPLE.as_bytes().to_vec());
+            }
+            prop_assert_eq!(fast(&pages), simple(&pages));
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod csv_input;
 mod fast_rows;
 pub mod focus;
 pub mod focus_usage;
+pub mod page_scan;
 pub mod usage_api;
 pub mod usage_csv;
 pub mod workload;

@@ -27,11 +27,12 @@ use serde_json::value::RawValue;
 
 use crate::error::{CmsError, Location};
 use crate::formats::fast_rows::{FastRows, Prepared, Ready, RowBytes};
+use crate::formats::page_scan::{RawRecord, scan_page};
 use crate::formats::workload::number_text;
 use crate::model::meter::MeterId;
 use crate::model::money::parse_decimal;
-use crate::model::time::parse_timestamp_seconds;
 use crate::model::time::Period;
+use crate::model::time::parse_timestamp_seconds;
 use crate::model::usage::UsageRecord;
 use crate::rating::UsageAccumulator;
 
@@ -207,9 +208,8 @@ fn parse_record(raw: &RawValue, at: &Location) -> Result<(UsageRecord, Option<Us
             quantity: quantity.to_string(),
         });
     }
-    let resources = instance_resources(properties.instance_data.as_deref()).map_err(|error| CmsError::BadJson {
-        at: at.clone(),
-        message: format!("properties.instanceData: {error}"),
+    let resources = instance_resources(properties.instance_data.as_deref()).map_err(|error| {
+        CmsError::BadJson { at: at.clone(), message: format!("properties.instanceData: {error}") }
     })?;
     let record = UsageRecord {
         subscription,
@@ -227,8 +227,8 @@ fn parse_record(raw: &RawValue, at: &Location) -> Result<(UsageRecord, Option<Us
     Ok((record, api))
 }
 
-/// The fast month-end reader of Usage API pages (see `formats::fast_rows`). Each page is read with borrowed
-/// fields, and every record is checked before any is stored, as pages are accepted or refused whole; a page
+/// The fast month-end reader of Usage API pages (see `formats::fast_rows`). Each page is read by the strict
+/// scanner of [`crate::formats::page_scan`], and every record is checked before any is stored, as pages are accepted or refused whole; a page
 /// outside the common shape (escapes in ids or times, a quantity that is not a plain decimal, an unknown
 /// subscription, a bad record) goes through [`parse_page`] and the simple path instead, which accept it the
 /// same way or name the page and record in the error. The resource and region of each distinct
@@ -236,31 +236,6 @@ fn parse_record(raw: &RawValue, at: &Location) -> Result<(UsageRecord, Option<Us
 pub struct FastPageParser<'a> {
     rows: FastRows<'a>,
     instances: HashMap<Box<str>, (Box<str>, Box<str>)>,
-}
-
-#[derive(Deserialize)]
-struct FastPage<'a> {
-    #[serde(borrow)]
-    value: Vec<FastAggregate<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FastAggregate<'a> {
-    #[serde(borrow)]
-    properties: FastProperties<'a>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FastProperties<'a> {
-    subscription_id: &'a str,
-    usage_start_time: &'a str,
-    usage_end_time: &'a str,
-    #[serde(borrow)]
-    quantity: &'a RawValue,
-    meter_id: &'a str,
-    #[serde(borrow, default)]
-    instance_data: Option<&'a RawValue>,
 }
 
 /// Distinct `instanceData` texts remembered, at most; past it the memory is cleared and refilled.
@@ -279,10 +254,9 @@ impl<'a> FastPageParser<'a> {
 
     /// Read one page, `name` naming it in errors.
     pub fn feed_page(&mut self, bytes: &[u8], name: &str) -> Result<(), CmsError> {
-        // Checking UTF-8 once for the whole page spares the JSON reader a check per string.
         if bytes.len() <= MAX_PAGE_BYTES
             && let Ok(text) = std::str::from_utf8(bytes)
-            && let Ok(page) = serde_json::from_str::<FastPage<'_>>(text)
+            && let Some(page) = scan_page(text)
             && let Some(ready) = self.prepare_page(&page, name)
         {
             for (index, row) in ready.into_iter().enumerate() {
@@ -294,7 +268,10 @@ impl<'a> FastPageParser<'a> {
         for (index, record) in page.records.iter().enumerate() {
             let at = || Location::record(name, index as u64);
             if !self.rows.known(&record.subscription) {
-                return Err(CmsError::UnknownSubscription { at: at(), subscription: record.subscription.clone() });
+                return Err(CmsError::UnknownSubscription {
+                    at: at(),
+                    subscription: record.subscription.clone(),
+                });
             }
             self.rows.accumulator().ingest(&record.as_row(), at)?;
         }
@@ -302,11 +279,10 @@ impl<'a> FastPageParser<'a> {
     }
 
     /// Every record of a page checked, or `None` when the page needs the simple path.
-    fn prepare_page(&mut self, page: &FastPage<'_>, name: &str) -> Option<Vec<Ready>> {
-        let mut ready = Vec::with_capacity(page.value.len());
-        for (index, aggregate) in page.value.iter().enumerate() {
-            let properties = &aggregate.properties;
-            let raw = properties.instance_data.map_or("null", RawValue::get);
+    fn prepare_page(&mut self, page: &[RawRecord<'_>], name: &str) -> Option<Vec<Ready>> {
+        let mut ready = Vec::with_capacity(page.len());
+        for (index, record) in page.iter().enumerate() {
+            let raw = record.instance_data.unwrap_or("null");
             if !self.instances.contains_key(raw) {
                 let text: Option<String> = serde_json::from_str(raw).ok()?;
                 let resources = instance_resources(text.as_deref()).ok()?;
@@ -319,11 +295,11 @@ impl<'a> FastPageParser<'a> {
             }
             let (resource, location) = self.instances.get(raw)?;
             let row = RowBytes {
-                subscription: properties.subscription_id.as_bytes(),
-                meter: properties.meter_id.as_bytes(),
-                start: properties.usage_start_time.as_bytes(),
-                end: properties.usage_end_time.as_bytes(),
-                quantity: properties.quantity.get().as_bytes(),
+                subscription: record.subscription.as_bytes(),
+                meter: record.meter.as_bytes(),
+                start: record.start.as_bytes(),
+                end: record.end.as_bytes(),
+                quantity: record.quantity.as_bytes(),
                 resource: resource.as_bytes(),
                 location: location.as_bytes(),
             };
