@@ -32,6 +32,10 @@ echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee "$log"
 test_status=${PIPESTATUS[0]}
 check "cms demo runs" bash -c 'cargo run --quiet --locked -p cms-cli -- demo > /dev/null'
+# The month-end comparison of benches/, small and for correctness only (no timing): cms (CSV and pages,
+# one and two threads), DuckDB and Polars must write the same bytes.
+check "month-end vs peers (outputs only)" env CMS_BENCH_DIR="${TMPDIR:-/tmp}/cms-ci-bench" \
+  benches/month_end_vs_peers.sh --subscriptions 40 --pages --check-only
 
 # Tally every runner: cargo prints "test result: ok. N passed; M failed; ...".
 read -r cargo_passed cargo_failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")

@@ -236,3 +236,103 @@ fn month_end_from_pages_names_a_bad_page_and_record() {
         "the repeated record counts once"
     );
 }
+
+/// The base case's usage repeated `copies` times (each copy on its own resources, so nothing is a
+/// duplicate): several MiB, so the workers split it into many blocks.
+fn big_usage(case: &Value, copies: usize, quoted_copy: Option<usize>) -> String {
+    let usage = case["files"]["usage.csv"].as_str().unwrap();
+    let mut lines = usage.lines();
+    let mut big = format!("{}\n", lines.next().unwrap());
+    let rows: Vec<&str> = lines.collect();
+    for copy in 0..copies {
+        for row in &rows {
+            let mut fields: Vec<String> = row.split(',').map(str::to_owned).collect();
+            fields[5] = format!("{}-copy{copy}", fields[5]);
+            if Some(copy) == quoted_copy {
+                // Quoted fields, one with a comma and one with an escaped quote inside.
+                fields[5] = format!("\"{}\"", fields[5].replace("copy", "co,\"\"py"));
+                fields[6] = format!("\"{}\"", fields[6]);
+            }
+            big.push_str(&fields.join(","));
+            big.push('\n');
+        }
+    }
+    big
+}
+
+fn month_end_threads(data: &Path, out: &Path, threads: &str) -> Output {
+    cms(&[
+        "month-end",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        threads,
+    ])
+}
+
+fn read_outputs(out: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&path).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A usage file of many blocks gives the same outputs on 1, 2 and 3 workers, with or without quoted
+/// fields (which switch the reading to cutting between records), and a bad record deep in the file is
+/// named by its absolute line however the blocks fell.
+#[test]
+fn many_blocks_same_outputs_and_absolute_error_lines() {
+    let case = base_case();
+    let copies = 700;
+    let rows_per_copy = case["files"]["usage.csv"].as_str().unwrap().lines().count() - 1;
+    let mut reference = None;
+    for quoted in [None, Some(copies / 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        write_case(dir.path(), &case);
+        let usage = big_usage(&case, copies, quoted);
+        assert!(usage.len() > 4 << 20, "the file spans several 1 MiB blocks");
+        std::fs::write(dir.path().join("usage.csv"), &usage).unwrap();
+        for threads in ["1", "2", "3"] {
+            let out = dir.path().join(format!("out{threads}"));
+            let output = month_end_threads(dir.path(), &out, threads);
+            assert!(output.status.success(), "{}", stderr(&output));
+            let outputs = read_outputs(&out);
+            let lines = &outputs.iter().find(|(name, _)| name == "invoice_lines.csv").unwrap().1;
+            assert!(lines.lines().count() > 1, "{lines}");
+            match &reference {
+                None => reference = Some(outputs),
+                Some(expected) => assert_eq!(&outputs, expected, "threads {threads}, quoted {quoted:?}"),
+            }
+        }
+        // A bad quantity on a line far past the first blocks.
+        for bad_line in [rows_per_copy * (copies - 3) + 5, rows_per_copy * 200 + 2] {
+            let mut edited: Vec<String> = usage.lines().map(str::to_owned).collect();
+            assert!(
+                edited[bad_line - 1].contains(",10.000000,"),
+                "line {bad_line} holds a quantity to spoil"
+            );
+            edited[bad_line - 1] = edited[bad_line - 1].replacen(",10.000000,", ",ten,", 1);
+            std::fs::write(dir.path().join("usage.csv"), edited.join("\n") + "\n").unwrap();
+            for threads in ["1", "2", "3"] {
+                let output = month_end_threads(dir.path(), &dir.path().join("bad"), threads);
+                let message = stderr(&output);
+                assert_eq!(output.status.code(), Some(2), "{message}");
+                let expected = format!("error[bad_decimal]: usage.csv line {bad_line}: bad decimal \"ten\"");
+                assert!(
+                    message.starts_with(&expected),
+                    "threads {threads}: expected {expected:?}, got {message:?}"
+                );
+            }
+        }
+    }
+}

@@ -141,3 +141,98 @@ fn a_live_region_is_pulled_window_by_window_with_checkpoints() {
     assert_eq!(missing_secret.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing_secret.stderr).contains("client_secret_env"));
 }
+
+#[test]
+fn focus_files_are_ingested_as_pass_through_charges() {
+    let dir = tempfile::tempdir().unwrap();
+    let focus = dir.path().join("aws.csv");
+    let header = "BilledCost,BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodEnd,BillingPeriodStart,\
+ChargeCategory,ChargeClass,ChargeDescription,ChargePeriodEnd,ChargePeriodStart,ContractedCost,EffectiveCost,\
+InvoiceIssuerName,ListCost,PricingQuantity,PricingUnit,ProviderName,PublisherName,ServiceCategory,ServiceName,\
+SubAccountId,ConsumedQuantity,ConsumedUnit";
+    let row = |cost: &str, category: &str, day: u32| {
+        format!(
+            "{cost},111122223333,Payer,USD,2026-11-01T00:00:00Z,2026-10-01T00:00:00Z,{category},,m5.large,\
+             2026-10-{:02}T00:00:00Z,2026-10-{day:02}T00:00:00Z,{cost},{cost},AWS,{cost},24,Hrs,AWS,AWS,Compute,EC2,444455556666,24,Hrs",
+            day + 1
+        )
+    };
+    std::fs::write(
+        &focus,
+        format!(
+            "{header}\n{}\n{}\n{}\n",
+            row("10.00", "Usage", 1),
+            row("10.00", "Usage", 2),
+            row("1.80", "Tax", 2)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("usage.csv");
+    let summary = json_summary(&cms(&[
+        "ingest",
+        "focus",
+        focus.to_str().unwrap(),
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!((summary["received"].as_u64(), summary["stored"].as_u64()), (Some(3), Some(2)));
+    assert_eq!(summary["tax_rows_skipped"], 1);
+    let exported = std::fs::read_to_string(out).unwrap();
+    assert!(exported.contains(",10.00,USD\n") || exported.contains(",10,USD\n"), "{exported}");
+    let again =
+        json_summary(&cms(&["ingest", "focus", focus.to_str().unwrap(), focus.to_str().unwrap(), "--json"]));
+    assert_eq!(
+        (again["stored"].as_u64(), again["duplicates"].as_u64()),
+        (Some(2), Some(2)),
+        "the second file repeats the first"
+    );
+}
+
+#[test]
+fn month_end_exports_focus_per_issuing_level() {
+    let case_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/month_end.json");
+    let document: Value = serde_json::from_slice(&std::fs::read(case_path).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, contents) in document["cases"][0]["files"].as_object().unwrap() {
+        std::fs::write(dir.path().join(name), contents.as_str().unwrap()).unwrap();
+    }
+    let focus = dir.path().join("focus");
+    let output = cms(&[
+        "month-end",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+        "--focus-out",
+        focus.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut files: Vec<String> = std::fs::read_dir(&focus)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "focus-dist-a.csv",
+            "focus-dist-b.csv",
+            "focus-partner-x.csv",
+            "focus-partner-y.csv",
+            "focus-partner-z.csv",
+            "focus-platform.csv"
+        ]
+    );
+    let platform = std::fs::read_to_string(focus.join("focus-platform.csv")).unwrap();
+    assert_eq!(platform.lines().count(), 6, "a header and the five invoice lines");
+    assert!(
+        platform
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("x_DistributorId,x_PartnerId,x_TenantId,x_PriceList,x_MeterId,x_LineKind")
+    );
+    let partner = std::fs::read_to_string(focus.join("focus-partner-x.csv")).unwrap();
+    assert_eq!(partner.lines().count(), 3, "partner x issues the lines of t1 and t2");
+}
