@@ -173,8 +173,9 @@ fn shown(quantity: Decimal) -> String {
 
 pub fn run() -> Result<(), CmsError> {
     let mut cms = Cms::open(MemoryStore::new())?;
+    let operator = crate::actor::operator();
     for event in channel()? {
-        cms.execute(&event)?;
+        cms.execute(&operator, crate::actor::now(), &event)?;
     }
     let hierarchy = &cms.state().hierarchy;
     println!("CMS demo: a channel on the in-memory store ({} events)\n", cms.store().events()?.len());

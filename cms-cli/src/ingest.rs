@@ -196,23 +196,23 @@ fn channel(data: Option<&Path>) -> Result<Hierarchy, CmsError> {
 
 pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
     let mut cms = Cms::open(MemoryStore::new())?;
+    let operator = crate::actor::operator();
     let hierarchy = channel(options.data.as_deref())?;
     for index in hierarchy.subtree(hierarchy.root()).into_iter().skip(1) {
         let node = hierarchy.node(index);
         let parent = node.parent.clone().filter(|parent| parent != PLATFORM_ID);
-        cms.execute(&Event::NodeAdded {
-            id: node.id.clone(),
-            kind: node.kind,
-            parent,
-            name: node.name.clone(),
-        })?;
+        cms.execute(
+            &operator,
+            crate::actor::now(),
+            &Event::NodeAdded { id: node.id.clone(), kind: node.kind, parent, name: node.name.clone() },
+        )?;
     }
     if !options.excluded.is_empty() {
         let policy = IngestPolicy {
             excluded_subscriptions: options.excluded.iter().cloned().collect(),
             ..IngestPolicy::default()
         };
-        cms.execute(&Event::IngestPolicySet { policy })?;
+        cms.execute(&operator, crate::actor::now(), &Event::IngestPolicySet { policy })?;
     }
     if let Source::Focus { files } = &source {
         let summary = ingest_focus(&mut cms, files)?;

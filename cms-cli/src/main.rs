@@ -6,6 +6,7 @@
 //!
 //! Every error prints `error[code]: message` (the message names the file and line at fault) and exits 2.
 
+mod actor;
 mod demo;
 mod ingest;
 mod month_end;

@@ -2,7 +2,10 @@
 //! implement it at the edge; [`MemoryStore`] implements it here for tests and the demo.
 //!
 //! Contract, which every implementation passes (see the conformance suite in this module's tests):
-//! - events are appended atomically per call, in order, and read back in that order;
+//! - events are appended atomically per call, in order, numbered from 1 without gaps, and read back in that
+//!   order with who recorded them and when;
+//! - documents (drafts now; issued invoices and statements later) are replaced by kind and key, one call
+//!   one transaction, and listed by kind and key prefix in key order;
 //! - usage is keyed by its natural key (subscription and resource uri compared ignoring ASCII case):
 //!   an exact repeat ([`same_values`]) is a duplicate and changes nothing; the same key with another quantity
 //!   or source cost replaces the stored record and is reported as a correction; one call is one transaction;
@@ -41,13 +44,44 @@ pub struct StoredCorrection {
     pub new_quantity: Decimal,
 }
 
+/// An event as recorded: its place in the log, who recorded it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Sequence number, from 1, without gaps.
+    pub seq: u64,
+    /// The principal that recorded it.
+    pub actor: String,
+    /// When it was recorded (given by the caller: the core has no clock).
+    pub at: Instant,
+    /// What changed.
+    pub event: Event,
+}
+
+/// A stored document: a draft invoice or statement now, issued documents later. `body` is JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// What it is (`"draft_invoice"`, ...).
+    pub kind: String,
+    /// Its key within the kind (e.g. `"2026-10/tenant-a"`).
+    pub key: String,
+    /// The document as JSON text.
+    pub body: String,
+}
+
 /// Persistence for the engine.
 pub trait Store {
-    /// Append events in one transaction; returns the sequence number of the last one (1-based).
-    fn append_events(&mut self, events: &[Event]) -> Result<u64, CmsError>;
+    /// Append events in one transaction, recorded by `actor` at `at`; returns the sequence number of the
+    /// last one (1-based; the current last when `events` is empty).
+    fn append_events(&mut self, actor: &str, at: Instant, events: &[Event]) -> Result<u64, CmsError>;
 
     /// Every event, in append order.
-    fn events(&self) -> Result<Vec<Event>, CmsError>;
+    fn events(&self) -> Result<Vec<EventRecord>, CmsError>;
+
+    /// Store documents in one transaction, each replacing the one of the same kind and key.
+    fn put_documents(&mut self, documents: &[Document]) -> Result<(), CmsError>;
+
+    /// The documents of `kind` whose key starts with `key_prefix`, in key order.
+    fn documents(&self, kind: &str, key_prefix: &str) -> Result<Vec<Document>, CmsError>;
 
     /// Store usage records in one transaction, deduplicating by natural key. When `checkpoint` is given it
     /// is recorded in the same transaction (replacing the one of its region and subscriber), so a crash
@@ -101,7 +135,8 @@ pub fn same_values(stored: &UsageRecord, incoming: &UsageRecord) -> bool {
 /// A store in memory: for tests, the demo, and embedding apps that persist elsewhere.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    events: Vec<Event>,
+    events: Vec<EventRecord>,
+    documents: BTreeMap<(String, String), Document>,
     usage: BTreeMap<UsageKey, UsageRecord>,
     checkpoints: BTreeMap<(String, Option<String>), Checkpoint>,
 }
@@ -114,13 +149,32 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn append_events(&mut self, events: &[Event]) -> Result<u64, CmsError> {
-        self.events.extend_from_slice(events);
+    fn append_events(&mut self, actor: &str, at: Instant, events: &[Event]) -> Result<u64, CmsError> {
+        for event in events {
+            let seq = self.events.len() as u64 + 1;
+            self.events.push(EventRecord { seq, actor: actor.to_owned(), at, event: event.clone() });
+        }
         Ok(self.events.len() as u64)
     }
 
-    fn events(&self) -> Result<Vec<Event>, CmsError> {
+    fn events(&self) -> Result<Vec<EventRecord>, CmsError> {
         Ok(self.events.clone())
+    }
+
+    fn put_documents(&mut self, documents: &[Document]) -> Result<(), CmsError> {
+        for document in documents {
+            self.documents.insert((document.kind.clone(), document.key.clone()), document.clone());
+        }
+        Ok(())
+    }
+
+    fn documents(&self, kind: &str, key_prefix: &str) -> Result<Vec<Document>, CmsError> {
+        Ok(self
+            .documents
+            .range((kind.to_owned(), key_prefix.to_owned())..)
+            .take_while(|((stored_kind, key), _)| stored_kind == kind && key.starts_with(key_prefix))
+            .map(|(_, document)| document.clone())
+            .collect())
     }
 
     fn put_usage(
@@ -201,7 +255,7 @@ impl Store for MemoryStore {
 pub mod conformance {
     use rust_decimal::Decimal;
 
-    use super::{Checkpoint, Event, Period, Store, UsageRecord};
+    use super::{Checkpoint, Document, Event, Period, Store, UsageRecord};
     use crate::model::hierarchy::NodeKind;
     use crate::model::money::parse_decimal;
     use crate::model::time::parse_timestamp;
@@ -229,9 +283,67 @@ pub mod conformance {
             Event::NodeAdded { id: "d".into(), kind: NodeKind::Distributor, parent: None, name: "D".into() },
             Event::NodeRenamed { id: "d".into(), name: "D2".into() },
         ];
-        let last = store.append_events(&events).map_err(|error| error.to_string())?;
+        let at = parse_timestamp("2026-10-05T08:30:00Z").unwrap_or_default();
+        let last = store.append_events("alice", at, &events).map_err(|error| error.to_string())?;
         check(last == 2, "append_events returns the last sequence number")?;
-        check(store.events().map_err(|error| error.to_string())? == events, "events come back in order")?;
+        let later = parse_timestamp("2026-10-05T09:00:00+01:00").unwrap_or_default();
+        let third = [Event::LabelSet { kind: NodeKind::Tenant, label: "Department".into() }];
+        check(
+            store.append_events("bob", later, &third).map_err(|error| error.to_string())? == 3,
+            "numbering goes on",
+        )?;
+        check(
+            store.append_events("bob", later, &[]).map_err(|error| error.to_string())? == 3,
+            "nothing appended",
+        )?;
+        let recorded = store.events().map_err(|error| error.to_string())?;
+        let read: Vec<_> = recorded
+            .iter()
+            .map(|record| (record.seq, record.actor.as_str(), record.at, &record.event))
+            .collect();
+        check(
+            read == [
+                (1, "alice", at, &events[0]),
+                (2, "alice", at, &events[1]),
+                (3, "bob", later, &third[0]),
+            ],
+            "events come back in order, with actor, instant and sequence",
+        )?;
+
+        let document = |kind: &str, key: &str, body: &str| Document {
+            kind: kind.into(),
+            key: key.into(),
+            body: body.into(),
+        };
+        store
+            .put_documents(&[
+                document("draft_invoice", "2026-10/t2", r#"{"total":"2"}"#),
+                document("draft_invoice", "2026-10/t1", r#"{"total":"1"}"#),
+                document("draft_invoice", "2026-11/t1", r#"{"total":"3"}"#),
+                document("draft_statement", "2026-10/p1", r#"{"total":"4"}"#),
+            ])
+            .map_err(|error| error.to_string())?;
+        store
+            .put_documents(&[document("draft_invoice", "2026-10/t2", r#"{"total":"2.5"}"#)])
+            .map_err(|error| error.to_string())?;
+        let october_drafts =
+            store.documents("draft_invoice", "2026-10/").map_err(|error| error.to_string())?;
+        check(
+            october_drafts
+                == [
+                    document("draft_invoice", "2026-10/t1", r#"{"total":"1"}"#),
+                    document("draft_invoice", "2026-10/t2", r#"{"total":"2.5"}"#),
+                ],
+            "documents by kind and key prefix, in key order, replaced by key",
+        )?;
+        check(
+            store.documents("draft_invoice", "").map_err(|error| error.to_string())?.len() == 3,
+            "an empty prefix lists the kind",
+        )?;
+        check(
+            store.documents("issued_invoice", "").map_err(|error| error.to_string())?.is_empty(),
+            "no such kind",
+        )?;
 
         let batch = [record("sub-a", 0, "1.5"), record("sub-a", 1, "2"), record("sub-b", 0, "3")];
         let first = store.put_usage(&batch, None).map_err(|error| error.to_string())?;

@@ -95,7 +95,7 @@ fn engine(with_fx: bool) -> Cms<MemoryStore> {
         });
     }
     for event in events {
-        cms.execute(&event).unwrap();
+        cms.execute(&op(), recorded_at(), &event).unwrap();
     }
     cms
 }
@@ -150,7 +150,7 @@ fn a_corrected_cost_of_an_invoiced_period_is_an_adjustment() {
     cms.ingest(&records(&first), &PageOrigin::named("aws.csv")).unwrap();
     let issued = month_end(&cms, october());
     assert_eq!(issued.invoices[0].total, dec("9.90"));
-    cms.close_period(october()).unwrap();
+    cms.close_period(&op(), recorded_at(), october()).unwrap();
     // The provider re-states the day at 12.50 USD.
     let restated = file(&[row("12.50", "Usage", "", 1, "24", "BoxUsage:m5.large")]);
     let summary = cms.ingest(&records(&restated), &PageOrigin::named("aws.csv")).unwrap();
@@ -202,4 +202,14 @@ fn focus_meters_are_stable_guids() {
     assert!(matches!(&canonical[19..20], "8" | "9" | "A" | "B"), "variant: {canonical}");
     assert_eq!(canonical.parse::<MeterId>().unwrap(), meter);
     assert!(meter.info().is_none());
+}
+
+/// The operator recording the test's commands.
+fn op() -> cms_core::engine::Principal {
+    cms_core::engine::Principal::platform("test-operator")
+}
+
+/// When the test's commands are recorded (the core has no clock).
+fn recorded_at() -> cms_core::model::time::Instant {
+    cms_core::model::time::parse_timestamp("2026-11-26T12:00:00Z").unwrap()
 }

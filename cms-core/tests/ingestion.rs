@@ -71,7 +71,7 @@ fn engine() -> Cms<MemoryStore> {
         Event::PriceListPut { list },
         Event::PriceListAssigned { node: "platform".into(), list: "list".into() },
     ] {
-        cms.execute(&event).unwrap();
+        cms.execute(&op(), recorded_at(), &event).unwrap();
     }
     cms
 }
@@ -122,7 +122,7 @@ fn re_pulls_change_nothing_and_corrections_are_reported() {
 fn excluded_subscriptions_and_unknowns_are_reported() {
     let mut cms = engine();
     let policy = IngestPolicy { excluded_subscriptions: ["S3".to_owned()].into(), ..IngestPolicy::default() };
-    cms.execute(&Event::IngestPolicySet { policy }).unwrap();
+    cms.execute(&op(), recorded_at(), &Event::IngestPolicySet { policy }).unwrap();
     let custom = "00000000-0000-4000-8000-0000000000aa";
     let batch = [
         record("s3", VM, at(1, 0), 1, "5"),
@@ -197,7 +197,7 @@ fn late_usage_of_a_closed_period_is_an_adjustment_on_the_next_invoice() {
     cms.ingest(&batch, &origin()).unwrap();
     let issued = month_end(&cms, october());
     assert_eq!(total(&issued, "t1"), dec("0.90"));
-    cms.close_period(october()).unwrap();
+    cms.close_period(&op(), recorded_at(), october()).unwrap();
     // 30 late vCPU-hours cross the tier: October becomes 100 x 0.01 + 20 x 0.005 = 1.10.
     let late = [
         record("s1", VM, at(5, 0), 1, "10"),
@@ -221,7 +221,7 @@ fn late_usage_of_a_closed_period_is_an_adjustment_on_the_next_invoice() {
     assert_eq!((adjustment.quantity, adjustment.amount), (dec("30"), dec("0.20")), "1.10 - 0.90");
     assert_eq!(invoice.total, dec("0.21"));
     // A correction of an invoiced record lowers it: a negative adjustment, billed in the next open period.
-    cms.close_period(november()).unwrap();
+    cms.close_period(&op(), recorded_at(), november()).unwrap();
     let mut lowered = late[0].clone();
     lowered.quantity = dec("4");
     cms.ingest(&[lowered], &origin()).unwrap();
@@ -236,7 +236,7 @@ fn late_usage_of_a_closed_period_is_an_adjustment_on_the_next_invoice() {
 fn late_usage_beyond_the_look_back_window_is_refused() {
     let mut cms = engine();
     for month in [8, 9, 10] {
-        cms.close_period(Period::month(2026, month).unwrap()).unwrap();
+        cms.close_period(&op(), recorded_at(), Period::month(2026, month).unwrap()).unwrap();
     }
     let august = Utc.with_ymd_and_hms(2026, 8, 20, 0, 0, 0).unwrap();
     let september = Utc.with_ymd_and_hms(2026, 9, 20, 0, 0, 0).unwrap();
@@ -254,11 +254,15 @@ fn late_usage_beyond_the_look_back_window_is_refused() {
         "{}",
         summary.refused[0].message
     );
-    assert!(cms.close_period(october()).is_err(), "a period closes once");
+    assert!(cms.close_period(&op(), recorded_at(), october()).is_err(), "a period closes once");
     assert_eq!(
-        cms.execute(&Event::PeriodClosed { period: Period::new(at(1, 0), at(2, 0)).unwrap() })
-            .unwrap_err()
-            .code(),
+        cms.execute(
+            &op(),
+            recorded_at(),
+            &Event::PeriodClosed { period: Period::new(at(1, 0), at(2, 0)).unwrap() }
+        )
+        .unwrap_err()
+        .code(),
         "invalid_period"
     );
 }
@@ -336,7 +340,7 @@ proptest! {
                     || matches!(line.kind, LineKind::Adjustment { adjusts } if adjusts == october()))
                 .map(|line| line.amount).sum::<Decimal>();
             issued.push((period, report));
-            cms.close_period(period).unwrap();
+            cms.close_period(&op(), recorded_at(), period).unwrap();
             periods.push(period.next_month().unwrap());
             let late: Vec<_> = wave.iter().map(|(day, q)| record("s1", VM, at(day + 1, 0), 1, &q.to_string())).collect();
             cms.ingest(&late, &origin()).unwrap();
@@ -357,4 +361,14 @@ proptest! {
             prop_assert_eq!(month_end(&cms, period), report);
         }
     }
+}
+
+/// The operator recording the test's commands.
+fn op() -> cms_core::engine::Principal {
+    cms_core::engine::Principal::platform("test-operator")
+}
+
+/// When the test's commands are recorded (the core has no clock).
+fn recorded_at() -> cms_core::model::time::Instant {
+    cms_core::model::time::parse_timestamp("2026-11-26T12:00:00Z").unwrap()
 }

@@ -12,6 +12,7 @@ pub mod ingest;
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 pub use events::{Event, PLATFORM_ID, State};
 pub use ingest::{IngestPolicy, IngestSummary, RefusedRecord};
@@ -24,11 +25,34 @@ use crate::error::{CmsError, Location};
 use crate::model::hierarchy::NodeKind;
 use crate::model::meter::MeterId;
 use crate::model::money::Currency;
-use crate::model::time::Period;
+use crate::model::time::{Instant, Period};
 use crate::model::usage::UsageRecord;
 use crate::rating::UsageAccumulator;
 use crate::source::{Checkpoint, Granularity, PageOrigin, UsageSource};
 use crate::store::Store;
+
+/// Who is acting: an id (recorded on every event) and the node whose subtree they act in. Queries return
+/// only what lies in that subtree. Access checks (roles, policies) arrive with governance and hang on
+/// [`Cms::execute_all`]; until then every principal may run every command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// The principal's id (a user, a service).
+    pub id: String,
+    /// The node whose subtree the principal acts in (the platform for the operator).
+    pub node: String,
+}
+
+impl Principal {
+    /// A principal acting for the whole platform.
+    pub fn platform(id: &str) -> Self {
+        Self { id: id.to_owned(), node: PLATFORM_ID.to_owned() }
+    }
+
+    /// A principal acting within `node`'s subtree.
+    pub fn at(id: &str, node: &str) -> Self {
+        Self { id: id.to_owned(), node: node.to_owned() }
+    }
+}
 
 /// The engine: state in memory, persisted through `S`.
 pub struct Cms<S: Store> {
@@ -70,8 +94,8 @@ impl<S: Store> Cms<S> {
     /// Open an engine on a store, replaying its events.
     pub fn open(store: S) -> Result<Self, CmsError> {
         let mut state = State::default();
-        for event in store.events()? {
-            state.apply(&event)?;
+        for record in store.events()? {
+            state.apply(&record.event)?;
         }
         Ok(Self { store, state })
     }
@@ -86,11 +110,27 @@ impl<S: Store> Cms<S> {
         &self.store
     }
 
-    /// Check, persist, then apply one command. Refused commands change nothing.
-    pub fn execute(&mut self, event: &Event) -> Result<(), CmsError> {
-        self.state.check(event)?;
-        self.store.append_events(std::slice::from_ref(event))?;
-        self.state.apply(event)
+    /// Check, persist, then apply one command, recorded as done by `principal` at `at`. Refused commands
+    /// change nothing. Returns the event's sequence number.
+    pub fn execute(&mut self, principal: &Principal, at: Instant, event: &Event) -> Result<u64, CmsError> {
+        self.execute_all(principal, at, std::slice::from_ref(event))
+    }
+
+    /// Several events as one command: each is checked against the state the ones before it leave, then all
+    /// are persisted in one store transaction and applied. If any is refused, nothing changes.
+    pub fn execute_all(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+        events: &[Event],
+    ) -> Result<u64, CmsError> {
+        let mut next = self.state.clone();
+        for event in events {
+            next.apply(event)?;
+        }
+        let seq = self.store.append_events(&principal.id, at, events)?;
+        self.state = next;
+        Ok(seq)
     }
 
     /// Ingest one batch of usage records (one page): apply the ingestion rules ([`ingest`]), then store what
@@ -135,8 +175,13 @@ impl<S: Store> Cms<S> {
     }
 
     /// Mark a period invoiced: later usage of it becomes adjustments on the next open period.
-    pub fn close_period(&mut self, period: Period) -> Result<(), CmsError> {
-        self.execute(&Event::PeriodClosed { period })
+    pub fn close_period(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+        period: Period,
+    ) -> Result<(), CmsError> {
+        self.execute(principal, at, &Event::PeriodClosed { period }).map(drop)
     }
 
     /// Rate a period from stored usage and build its invoices and statements: usage of the period (as it
