@@ -279,6 +279,11 @@ pub mod conformance {
 
     /// Run every check; returns a description of the first failure.
     pub fn run(store: &mut dyn Store) -> Result<(), String> {
+        events_and_documents(store)?;
+        usage(store)
+    }
+
+    fn events_and_documents(store: &mut dyn Store) -> Result<(), String> {
         let events = [
             Event::NodeAdded { id: "d".into(), kind: NodeKind::Distributor, parent: None, name: "D".into() },
             Event::NodeRenamed { id: "d".into(), name: "D2".into() },
@@ -345,6 +350,10 @@ pub mod conformance {
             "no such kind",
         )?;
 
+        Ok(())
+    }
+
+    fn usage(store: &mut dyn Store) -> Result<(), String> {
         let batch = [record("sub-a", 0, "1.5"), record("sub-a", 1, "2"), record("sub-b", 0, "3")];
         let first = store.put_usage(&batch, None).map_err(|error| error.to_string())?;
         check(first.inserted == 3 && first.duplicates == 0, "a new batch is inserted")?;
