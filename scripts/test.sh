@@ -31,7 +31,10 @@ cargo build --workspace --all-targets --locked --quiet || { echo "!! build faile
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee "$log"
 test_status=${PIPESTATUS[0]}
-check "cms demo runs" bash -c 'cargo run --quiet --locked -p cms-cli -- demo > /dev/null'
+# The main job, twice on one SQLite file: the second run continues from the first.
+check "cms demo runs, and a second run continues from its database" bash -c \
+  'db="$(mktemp -d)/cms.db" && cargo run --quiet --locked -p cms-cli -- demo --db "$db" > /dev/null \
+   && cargo run --quiet --locked -p cms-cli -- demo --db "$db" | grep -q "continuing from"'
 # The month-end comparison of benches/, small and for correctness only (no timing): cms (CSV and pages,
 # one and two threads), DuckDB and Polars must write the same bytes.
 check "month-end vs peers (outputs only)" env CMS_BENCH_DIR="${TMPDIR:-/tmp}/cms-ci-bench" \

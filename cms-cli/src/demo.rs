@@ -8,20 +8,25 @@
 //! arrive again and are deduplicated); rates the month; prints invoices and statements.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use cms_core::CmsError;
 use cms_core::Decimal;
 use cms_core::billing::{BillingRules, MonthEndReport, NotBilledReason};
-use cms_core::engine::{Cms, Event, PLATFORM_ID};
+use cms_core::engine::{Cms, Event};
 use cms_core::model::hierarchy::NodeKind;
 use cms_core::model::meter::MeterId;
 use cms_core::model::money::{Currency, parse_decimal};
+use cms_core::model::price_book::PriceScope;
 use cms_core::model::pricing::{CommissionPlan, PriceList};
+use cms_core::model::terms::sheet_list;
 use cms_core::model::tiers::{Tier, TierMode};
+use cms_core::model::time::Instant;
 use cms_core::model::time::Period;
 use cms_core::model::usage::UsageRecord;
 use cms_core::source::{PageBytesSource, PageOrigin};
-use cms_core::store::{MemoryStore, Store};
+use cms_core::store::Store;
+use cms_sqlite::SqliteStore;
 
 use crate::tables::table;
 
@@ -125,10 +130,13 @@ fn channel() -> Result<Vec<Event>, CmsError> {
             Some("tenant-woodgrove"),
             "woodgrove-sql",
         ),
-        Event::PriceListPut { list: standard },
-        Event::PriceListPut { list: fabrikam },
-        Event::PriceListAssigned { node: PLATFORM_ID.into(), list: "list-standard".into() },
-        Event::PriceListAssigned { node: "partner-fabrikam".into(), list: "list-fabrikam".into() },
+        Event::PriceListCreated { list: sheet_list(standard, "Standard", Instant::MIN_UTC) },
+        Event::PriceListCreated { list: sheet_list(fabrikam, "Fabrikam", Instant::MIN_UTC) },
+        Event::PriceListAssigned { scope: PriceScope::Default, list: "list-standard".into() },
+        Event::PriceListAssigned {
+            scope: PriceScope::Node("partner-fabrikam".into()),
+            list: "list-fabrikam".into(),
+        },
         Event::CommissionPlanPut { plan: northwind },
         Event::CommissionPlanPut { plan: contoso },
         Event::CommissionPlanAssigned { node: "dist-northwind".into(), plan: "bands-northwind".into() },
@@ -171,14 +179,17 @@ fn shown(quantity: Decimal) -> String {
     quantity.normalize().to_string()
 }
 
-pub fn run() -> Result<(), CmsError> {
-    let mut cms = Cms::open(MemoryStore::new())?;
+pub fn run(db: &Path) -> Result<(), CmsError> {
+    let mut cms = crate::open_engine(db)?;
     let operator = crate::actor::operator();
-    for event in channel()? {
-        cms.execute(&operator, crate::actor::now(), &event)?;
+    let recorded = cms.store().events()?.len();
+    if recorded == 0 {
+        cms.execute_all(&operator, crate::actor::now(), &channel()?)?;
+        println!("CMS demo on {}: a new channel ({} events)\n", db.display(), cms.store().events()?.len());
+    } else {
+        println!("CMS demo on {}: continuing from {recorded} recorded events\n", db.display());
     }
     let hierarchy = &cms.state().hierarchy;
-    println!("CMS demo: a channel on the in-memory store ({} events)\n", cms.store().events()?.len());
     for index in hierarchy.subtree(hierarchy.root()) {
         let node = hierarchy.node(index);
         let depth = hierarchy.ancestry(index).count() - 1;
@@ -222,7 +233,7 @@ pub fn run() -> Result<(), CmsError> {
     Ok(())
 }
 
-fn print_report(cms: &Cms<MemoryStore>, report: &MonthEndReport) {
+fn print_report(cms: &Cms<SqliteStore>, report: &MonthEndReport) {
     let hierarchy = &cms.state().hierarchy;
     let name = |id: &str| hierarchy.get(id).map_or_else(|| id.to_owned(), |node| node.name.clone());
     print_invoices(report, &name);
@@ -233,8 +244,8 @@ fn print_report(cms: &Cms<MemoryStore>, report: &MonthEndReport) {
 fn print_invoices(report: &MonthEndReport, name: &dyn Fn(&str) -> String) {
     for invoice in &report.invoices {
         println!(
-            "\nInvoice {} for {} ({}), {}",
-            report.period, invoice.tenant_name, invoice.tenant, invoice.currency
+            "\nInvoice {} from {} to {} ({}), {}",
+            report.period, invoice.issuer_name, invoice.buyer_name, invoice.buyer, invoice.currency
         );
         let rows = invoice
             .lines

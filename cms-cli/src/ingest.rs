@@ -2,9 +2,12 @@
 //! the engine's ingestion rules (dedupe by natural key, exclusions, one granularity per subscription and
 //! period, late usage of closed periods, checkpoints), with a progress bar and a summary.
 //!
-//! The channel comes from a workload folder (`--data DIR`: `hierarchy.csv`, `subscriptions.csv`) so the
-//! summary can tell which subscriptions are not in it. `--out FILE` writes every stored record as CSV in
-//! the workload's usage format, which `cms month-end` reads.
+//! Usage is stored in the SQLite database (`--db FILE`, `./cms.db` by default), so a second run of the same
+//! pages counts them as duplicates and a region pull resumes from its checkpoints. The channel is the
+//! database's; `--data DIR` onboards the nodes of a workload folder (`hierarchy.csv`, `subscriptions.csv`)
+//! that the database does not have yet, so the summary can tell which subscriptions are not in it.
+//! `--out FILE` writes every stored record as CSV in the workload's usage format, which `cms month-end`
+//! reads.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use cms_azure_stack::{ClientCredentials, MultiRegionSource, PageFolderSource, RegionConfig, UsageApiClient};
-use cms_core::engine::{Cms, Event, IngestPolicy, IngestSummary};
+use cms_core::engine::{Cms, Event, IngestSummary};
 use cms_core::error::Location;
 use cms_core::formats::focus::read_focus_csv;
 use cms_core::formats::focus_usage::charge_to_usage;
@@ -22,8 +25,9 @@ use cms_core::model::hierarchy::Hierarchy;
 use cms_core::model::time::{Instant, Period, parse_timestamp};
 use cms_core::model::usage::UsageRecord;
 use cms_core::source::{PageOrigin, SourcedPage, UsageSource};
-use cms_core::store::{MemoryStore, Store};
+use cms_core::store::Store;
 use cms_core::{CmsError, Decimal};
+use cms_sqlite::SqliteStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
@@ -67,7 +71,11 @@ pub enum Source {
 /// Options shared by every source.
 #[derive(Args)]
 pub struct Options {
-    /// A workload folder whose hierarchy.csv and subscriptions.csv give the channel.
+    /// The SQLite database (created if missing).
+    #[arg(long, global = true, default_value = "cms.db")]
+    db: PathBuf,
+    /// A workload folder whose hierarchy.csv and subscriptions.csv give the channel (nodes the database
+    /// lacks are onboarded).
     #[arg(long, global = true)]
     data: Option<PathBuf>,
     /// A subscription whose usage is not billable (the default provider subscription, infrastructure);
@@ -195,11 +203,14 @@ fn channel(data: Option<&Path>) -> Result<Hierarchy, CmsError> {
 }
 
 pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
-    let mut cms = Cms::open(MemoryStore::new())?;
+    let mut cms = crate::open_engine(&options.db)?;
     let operator = crate::actor::operator();
     let hierarchy = channel(options.data.as_deref())?;
     for index in hierarchy.subtree(hierarchy.root()).into_iter().skip(1) {
         let node = hierarchy.node(index);
+        if cms.state().hierarchy.find(&node.id).is_some() {
+            continue;
+        }
         let parent = node.parent.clone().filter(|parent| parent != PLATFORM_ID);
         cms.execute(
             &operator,
@@ -208,11 +219,12 @@ pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
         )?;
     }
     if !options.excluded.is_empty() {
-        let policy = IngestPolicy {
-            excluded_subscriptions: options.excluded.iter().cloned().collect(),
-            ..IngestPolicy::default()
-        };
-        cms.execute(&operator, crate::actor::now(), &Event::IngestPolicySet { policy })?;
+        let current = &cms.state().ingest_policy;
+        let mut policy = current.clone();
+        policy.excluded_subscriptions.extend(options.excluded.iter().cloned());
+        if policy != *current {
+            cms.execute(&operator, crate::actor::now(), &Event::IngestPolicySet { policy })?;
+        }
     }
     if let Source::Focus { files } = &source {
         let summary = ingest_focus(&mut cms, files)?;
@@ -258,7 +270,7 @@ pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
     finish(&cms, options, &summary?)
 }
 
-fn finish(cms: &Cms<MemoryStore>, options: &Options, summary: &IngestSummary) -> Result<(), CmsError> {
+fn finish(cms: &Cms<SqliteStore>, options: &Options, summary: &IngestSummary) -> Result<(), CmsError> {
     if let Some(out) = &options.out {
         export(cms, out)?;
     }
@@ -275,7 +287,7 @@ const FOCUS_BATCH: usize = 1000;
 
 /// FOCUS files, streamed in batches through the engine's rules. Tax rows are counted and skipped (CMS
 /// computes its own taxes).
-fn ingest_focus(cms: &mut Cms<MemoryStore>, files: &[PathBuf]) -> Result<IngestSummary, CmsError> {
+fn ingest_focus(cms: &mut Cms<SqliteStore>, files: &[PathBuf]) -> Result<IngestSummary, CmsError> {
     let mut summary = IngestSummary::default();
     let bar = ProgressBar::new(files.len() as u64);
     for path in files {
@@ -383,7 +395,7 @@ fn print_summary(summary: &IngestSummary) {
 }
 
 /// Every stored record, as CSV in the workload usage format plus the source cost.
-fn export(cms: &Cms<MemoryStore>, path: &Path) -> Result<(), CmsError> {
+fn export(cms: &Cms<SqliteStore>, path: &Path) -> Result<(), CmsError> {
     let file = File::create(path).map_err(|error| io_error(path, &error))?;
     let mut writer =
         csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(BufWriter::new(file));

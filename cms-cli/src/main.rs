@@ -1,8 +1,10 @@
 //! `cms`: the command-line face of CMS.
 //!
-//! - `cms demo`: a small channel on the sample Usage API page, rated for a month, printed as tables;
+//! - `cms demo [--db FILE]`: a small channel on the sample Usage API page, rated for a month, printed as
+//!   tables, on a SQLite file (`./cms.db` by default) that a second run continues from;
 //! - `cms month-end --data DIR --out DIR`: the month-end of `bench/WORKLOAD.md`;
-//! - `cms ingest pages|folder|region`: usage through the engine's ingestion rules, with a summary.
+//! - `cms ingest pages|folder|focus|region [--db FILE]`: usage through the engine's ingestion rules into the
+//!   SQLite store, with a summary.
 //!
 //! Every error prints `error[code]: message` (the message names the file and line at fault) and exits 2.
 
@@ -30,7 +32,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build a small channel, load the sample Usage API page, rate a month, print invoices and statements.
-    Demo,
+    /// Runs on a SQLite file, created on first run; a second run continues from it.
+    Demo {
+        /// The SQLite database.
+        #[arg(long, default_value = "cms.db")]
+        db: PathBuf,
+    },
     /// Ingest usage (Usage API pages, an exported folder, live regions) and print what happened to it.
     Ingest {
         #[command(subcommand)]
@@ -66,7 +73,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo => demo::run(),
+        Command::Demo { db } => demo::run(&db),
         Command::Ingest { source, options } => ingest::run(source, &options),
         Command::MonthEnd { data, out, pages, strict, threads, focus_out } => {
             month_end::run(&month_end::Options {
@@ -87,6 +94,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Open (or create) the SQLite store at `path`, and the engine on it.
+pub(crate) fn open_engine(
+    path: &std::path::Path,
+) -> Result<cms_core::engine::Cms<cms_sqlite::SqliteStore>, CmsError> {
+    cms_core::engine::Cms::open(cms_sqlite::SqliteStore::open(path)?)
 }
 
 /// Map an I/O error on `path` to the core's error.

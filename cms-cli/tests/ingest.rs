@@ -7,8 +7,38 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+/// Run `cms`; an `ingest` without `--db` gets a fresh database of its own, so each call starts empty.
 fn cms(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cms")).args(args).output().expect("run cms")
+    let scratch = tempfile::tempdir().unwrap();
+    let db = scratch.path().join("cms.db");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cms"));
+    command.args(args);
+    if args.first() == Some(&"ingest") && !args.contains(&"--db") {
+        command.arg("--db").arg(&db);
+    }
+    command.output().expect("run cms")
+}
+
+/// A second `cms ingest` of the same pages into the same database stores nothing new, and the database
+/// keeps what the first run stored.
+#[test]
+fn a_second_run_on_the_same_database_counts_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("usage.db");
+    let (db, sample) = (db.to_str().unwrap(), sample());
+    let sample = sample.to_str().unwrap();
+    let first = json_summary(&cms(&["ingest", "pages", sample, "--json", "--db", db]));
+    assert_eq!(first["stored"], 20);
+    let second = json_summary(&cms(&["ingest", "pages", sample, "--json", "--db", db]));
+    assert_eq!(second["stored"], 0);
+    assert_eq!(second["duplicates"], 20);
+    let out = dir.path().join("usage.csv");
+    json_summary(&cms(&["ingest", "pages", "--json", "--db", db, "--out", out.to_str().unwrap(), sample]));
+    assert_eq!(
+        std::fs::read_to_string(out).unwrap().lines().count(),
+        21,
+        "the header and the 20 stored records"
+    );
 }
 
 fn sample() -> PathBuf {
@@ -110,19 +140,23 @@ fn a_live_region_is_pulled_window_by_window_with_checkpoints() {
         ),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_cms"))
-        .args([
-            "ingest",
-            "region",
-            "--config",
-            config.to_str().unwrap(),
-            "--until",
-            "2025-03-10T15:30:00Z",
-            "--json",
-        ])
-        .env("CMS_TEST_EAST_SECRET", "s3cret")
-        .output()
-        .unwrap();
+    let db = dir.path().join("cms.db");
+    let pull = || {
+        Command::new(env!("CARGO_BIN_EXE_cms"))
+            .args([
+                "ingest",
+                "region",
+                "--config",
+                config.to_str().unwrap(),
+                "--until",
+                "2025-03-10T15:30:00Z",
+            ])
+            .args(["--json", "--db", db.to_str().unwrap()])
+            .env("CMS_TEST_EAST_SECRET", "s3cret")
+            .output()
+            .unwrap()
+    };
+    let output = pull();
     let summary = json_summary(&output);
     assert_eq!(summary["pages"], 2, "two one-hour windows up to 15:00");
     assert_eq!((summary["stored"].as_u64(), summary["duplicates"].as_u64()), (Some(20), Some(20)));
@@ -135,6 +169,13 @@ fn a_live_region_is_pulled_window_by_window_with_checkpoints() {
     assert_eq!(usage.len(), 2, "{requests:?}");
     assert!(usage[0].contains("subscriberId=3f2a6c1e-8b4d-4e1a-9c7f-2d5b8e0a1c11"), "{}", usage[0]);
     assert!(!String::from_utf8_lossy(&output.stderr).contains("s3cret"));
+
+    // The checkpoints are in the database: a second pull up to the same instant asks for nothing.
+    let again = json_summary(&pull());
+    assert_eq!(again["pages"], 0, "{again}");
+    let usage_requests =
+        seen.lock().unwrap().iter().filter(|line| line.contains("subscriberUsageAggregates")).count();
+    assert_eq!(usage_requests, 2, "no window is read twice");
 
     let missing_secret =
         cms(&["ingest", "region", "--config", config.to_str().unwrap(), "--until", "2025-03-10T15:30:00Z"]);

@@ -101,6 +101,8 @@ fn generated_months_match_duckdb_byte_for_byte() {
             run(Command::new(env!("CARGO_BIN_EXE_cms"))
                 .args(["ingest", "folder"])
                 .arg(data.join("usage-pages"))
+                .arg("--db")
+                .arg(scratch.path().join(format!("ingest-{subscriptions}-{seed}.db")))
                 .arg("--data")
                 .arg(&data)
                 .arg("--out")

@@ -114,8 +114,8 @@ proptest! {
         let band_pairs: Vec<(u32, i64)> = scenario.bands.iter().map(|(from, rate)| (*from, i64::from(*rate))).collect();
         let plan = CommissionPlan::new("bands", band_mode, tiers(&band_pairs, 3)).unwrap();
         let mut terms = CommercialTerms::default();
-        terms.put_price_list(list.clone());
-        terms.assign_price_list("platform", "list").unwrap();
+        terms.put_price_list(list.clone()).unwrap();
+        terms.assign_price_list(cms_core::model::price_book::PriceScope::Default, "list").unwrap();
         terms.put_commission_plan(plan.clone());
         terms.assign_commission_plan("platform", "bands").unwrap();
         terms.set_override_rate("platform", Decimal::new(2, 2));
@@ -151,7 +151,7 @@ proptest! {
         for statement in &report.commissions {
             let node = hierarchy.find(&statement.partner).unwrap();
             let revenue: Decimal = report.invoices.iter()
-                .filter(|invoice| hierarchy.ancestor_of_kind(hierarchy.find(&invoice.tenant).unwrap(), NodeKind::Partner) == Some(node))
+                .filter(|invoice| hierarchy.ancestor_of_kind(hierarchy.find(&invoice.buyer).unwrap(), NodeKind::Partner) == Some(node))
                 .map(|invoice| invoice.total).sum();
             prop_assert_eq!(statement.revenue, revenue);
             let bands: Decimal = statement.bands.iter().map(|band| band.amount).sum();

@@ -83,8 +83,13 @@ fn engine(with_fx: bool) -> Cms<MemoryStore> {
         add("p", NodeKind::Partner, Some("d")),
         add("t", NodeKind::Tenant, Some("p")),
         add("444455556666", NodeKind::Subscription, Some("t")),
-        Event::PriceListPut { list },
-        Event::PriceListAssigned { node: "p".into(), list: "hybrid".into() },
+        Event::PriceListCreated {
+            list: cms_core::model::terms::sheet_list(list, "List", cms_core::model::time::Instant::MIN_UTC),
+        },
+        Event::PriceListAssigned {
+            scope: cms_core::model::price_book::PriceScope::Node("p".into()),
+            list: "hybrid".into(),
+        },
     ];
     if with_fx {
         events.push(Event::ExchangeRateSet {

@@ -68,8 +68,13 @@ fn engine() -> Cms<MemoryStore> {
         add("s1", NodeKind::Subscription, Some("t1")),
         add("s2", NodeKind::Subscription, Some("t1")),
         add("s3", NodeKind::Subscription, Some("t2")),
-        Event::PriceListPut { list },
-        Event::PriceListAssigned { node: "platform".into(), list: "list".into() },
+        Event::PriceListCreated {
+            list: cms_core::model::terms::sheet_list(list, "List", cms_core::model::time::Instant::MIN_UTC),
+        },
+        Event::PriceListAssigned {
+            scope: cms_core::model::price_book::PriceScope::Default,
+            list: "list".into(),
+        },
     ] {
         cms.execute(&op(), recorded_at(), &event).unwrap();
     }
@@ -96,7 +101,7 @@ fn total(report: &MonthEndReport, tenant: &str) -> Decimal {
     report
         .invoices
         .iter()
-        .find(|invoice| invoice.tenant == tenant)
+        .find(|invoice| invoice.buyer == tenant)
         .map_or(Decimal::ZERO, |invoice| invoice.total)
 }
 
@@ -214,7 +219,7 @@ fn late_usage_of_a_closed_period_is_an_adjustment_on_the_next_invoice() {
     cms.ingest(&[record("s2", VM, Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap(), 1, "1")], &origin())
         .unwrap();
     let next = month_end(&cms, november());
-    let invoice = next.invoices.iter().find(|invoice| invoice.tenant == "t1").unwrap();
+    let invoice = next.invoices.iter().find(|invoice| invoice.buyer == "t1").unwrap();
     let adjustment =
         invoice.lines.iter().find(|line| matches!(line.kind, LineKind::Adjustment { .. })).unwrap();
     assert_eq!(adjustment.kind, LineKind::Adjustment { adjusts: october() });
@@ -354,8 +359,9 @@ proptest! {
             final_quantity += record.quantity;
             Ok(())
         }).unwrap();
-        let list = cms.state().terms.price_lists.get("list").unwrap();
-        let expected = Rounding::CENTS.apply(list.price(meter(VM)).unwrap().amount(final_quantity).unwrap());
+        let book = &cms.state().terms.book;
+        let price = book.price_of_list("list", meter(VM), october().start, None).unwrap().unwrap();
+        let expected = Rounding::CENTS.apply(price.amount(final_quantity).unwrap());
         prop_assert_eq!(invoiced, expected);
         for (period, report) in issued {
             prop_assert_eq!(month_end(&cms, period), report);

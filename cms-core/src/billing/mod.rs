@@ -1,10 +1,13 @@
-//! Documents: invoices per tenant, commission statements per partner, override statements per distributor,
-//! and the month-end that produces them from rated quantities.
+//! Documents: invoices (to tenants, and between resellers in resale chains), commission statements per
+//! partner, override statements per distributor, margins per reseller, and the month-end that produces
+//! them from usage rated at every level of the billing chain.
 
 pub mod month_end;
+pub mod rating;
 
 pub use month_end::{
-    AdjustmentQuantity, BillingInput, BillingRules, CommissionStatement, Invoice, InvoiceLine, LineKind,
-    MonthEndReport, NotBilled, NotBilledReason, OverrideStatement, PassThroughBefore, PassThroughCharge,
-    TenantRevenue, bill, bill_with,
+    AdjustmentQuantity, BillingInput, BillingRules, CommissionStatement, FxApplied, Invoice, InvoiceLine,
+    LineKind, MarginStatement, MonthEndReport, NotBilled, NotBilledReason, OverrideStatement,
+    PassThroughBefore, PassThroughCharge, TenantRevenue, bill, bill_with, slices_of,
 };
+pub use rating::{BillingContext, Parts, UsageSlice};

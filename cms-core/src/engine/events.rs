@@ -8,9 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::ingest::IngestPolicy;
 use crate::error::{CmsError, Location};
+use crate::model::adjustments::{Credit, Discount};
+use crate::model::catalogue::{Catalogue, Offer, OfferState, Plan, Service};
+use crate::model::channel::{BillingProfile, ChannelAttributes, SubscriptionInfo};
 use crate::model::hierarchy::{Hierarchy, NodeKind};
 use crate::model::money::Currency;
-use crate::model::pricing::{CommissionPlan, PriceList};
+use crate::model::price_book::{BookList, ChangeSet, PriceScope, PriceVersion};
+use crate::model::pricing::CommissionPlan;
 use crate::model::terms::CommercialTerms;
 use crate::model::time::{Instant, Period};
 
@@ -46,17 +50,54 @@ pub enum Event {
         /// The label.
         label: String,
     },
-    /// A price list was created or replaced.
-    PriceListPut {
+    /// A price list was created, with its first versions (if any).
+    PriceListCreated {
         /// The list.
-        list: PriceList,
+        list: BookList,
     },
-    /// A price list was assigned to a node.
-    PriceListAssigned {
-        /// Node id.
-        node: String,
-        /// List id.
+    /// A price list got a new version, effective after its last one.
+    PriceVersionAdded {
+        /// The list's id.
         list: String,
+        /// The version.
+        version: PriceVersion,
+    },
+    /// A price list was assigned to a scope (a node, a region, the platform default), replacing the list
+    /// assigned there before.
+    PriceListAssigned {
+        /// Where.
+        scope: PriceScope,
+        /// The list's id.
+        list: String,
+    },
+    /// A scope lost its price list.
+    PriceListUnassigned {
+        /// Where.
+        scope: PriceScope,
+    },
+    /// A price list was copied, every version, under a new id (to assign it to another scope).
+    PriceListCloned {
+        /// The list copied.
+        source: String,
+        /// The copy's id.
+        id: String,
+        /// The copy's name.
+        name: String,
+    },
+    /// A bulk price change was applied: a new version of every list in its scope.
+    ChangeSetApplied {
+        /// The change set.
+        change_set: ChangeSet,
+    },
+    /// A discount was granted (or replaced, by id).
+    DiscountSet {
+        /// The discount.
+        discount: Discount,
+    },
+    /// A credit was granted (or replaced, by id).
+    CreditGranted {
+        /// The credit.
+        credit: Credit,
     },
     /// A commission plan was created or replaced.
     CommissionPlanPut {
@@ -93,6 +134,66 @@ pub enum Event {
         /// The new policy.
         policy: IngestPolicy,
     },
+    /// A tenant moved to another partner (or distributor, or the platform), or a subscription to another
+    /// tenant: usage starting at or after `effective` is billed and commissioned on the new branch.
+    NodeMoved {
+        /// The node moved.
+        id: String,
+        /// Its new parent.
+        parent: String,
+        /// From when.
+        effective: Instant,
+    },
+    /// A distributor, partner or tenant was suspended: nothing new is onboarded below it.
+    OrganisationSuspended {
+        /// The organisation.
+        id: String,
+        /// From when.
+        effective: Instant,
+    },
+    /// A suspended organisation was enabled again.
+    OrganisationReenabled {
+        /// The organisation.
+        id: String,
+        /// From when.
+        effective: Instant,
+    },
+    /// A subscription's attributes were set: offer, state, external ids, region.
+    SubscriptionSet {
+        /// The subscription's node id.
+        id: String,
+        /// Its attributes.
+        info: SubscriptionInfo,
+    },
+    /// An organisation's billing relationship, bill-to party, currency and payment terms were set.
+    BillingProfileSet {
+        /// The organisation.
+        node: String,
+        /// The profile.
+        profile: BillingProfile,
+    },
+    /// A service (a group of meters, a SKU) was defined or replaced.
+    ServicePut {
+        /// The service.
+        service: Service,
+    },
+    /// A plan (services and quotas) was defined or replaced.
+    PlanPut {
+        /// The plan.
+        plan: Plan,
+    },
+    /// An offer (a base plan and add-on plans) was defined or replaced.
+    OfferPut {
+        /// The offer.
+        offer: Offer,
+    },
+    /// An offer became private, public or decommissioned.
+    OfferStateSet {
+        /// The offer.
+        offer: String,
+        /// Its new state.
+        state: OfferState,
+    },
     /// A billing period was invoiced: its invoices are final, later usage of it becomes adjustments.
     PeriodClosed {
         /// The period (a calendar month).
@@ -105,6 +206,10 @@ pub enum Event {
 pub struct State {
     /// The channel.
     pub hierarchy: Hierarchy,
+    /// Organisation statuses, subscription attributes, billing profiles.
+    pub channel: ChannelAttributes,
+    /// Services, plans and offers.
+    pub catalogue: Catalogue,
     /// Price lists, commission plans, override rates and where they apply.
     pub terms: CommercialTerms,
     /// How usage is ingested.
@@ -117,6 +222,8 @@ impl Default for State {
     fn default() -> Self {
         Self {
             hierarchy: Hierarchy::new(PLATFORM_ID, "Platform"),
+            channel: ChannelAttributes::new(),
+            catalogue: Catalogue::with_default_services(),
             terms: CommercialTerms::default(),
             ingest_policy: IngestPolicy::default(),
             closed_periods: BTreeSet::new(),
@@ -133,27 +240,62 @@ impl State {
         }
     }
 
-    /// Whether `event` would apply cleanly, without applying it.
-    pub fn check(&self, event: &Event) -> Result<(), CmsError> {
+    /// Apply an event recorded at `at`. An event that does not apply is refused with the reason and
+    /// changes nothing.
+    pub fn apply(&mut self, at: Instant, event: &Event) -> Result<(), CmsError> {
         match event {
-            Event::NodeAdded { id, kind, parent, .. } => {
-                self.hierarchy.check_add(id, *kind, parent.as_deref(), None).map(drop)
+            Event::NodeAdded { id, kind, parent, name } => {
+                if let Some(parent) = parent {
+                    self.channel.check_can_onboard_under(&self.hierarchy, parent, at)?;
+                }
+                self.hierarchy.add(id, *kind, parent.as_deref(), name, None)?;
             }
-            Event::NodeRenamed { id, .. } => self.node_exists(id),
-            Event::LabelSet { .. }
-            | Event::PriceListPut { .. }
-            | Event::CommissionPlanPut { .. }
-            | Event::IngestPolicySet { .. } => Ok(()),
-            Event::ExchangeRateSet { rate, .. } => {
-                if rate.is_sign_negative() || rate.is_zero() {
-                    return Err(CmsError::InvalidValue {
-                        at: Location::whole("exchange rate"),
-                        text: rate.to_string(),
-                        reason: "must be positive".into(),
+            Event::NodeRenamed { id, name } => {
+                self.node_exists(id)?;
+                self.hierarchy.rename(id, name)?;
+            }
+            Event::LabelSet { kind, label } => self.hierarchy.set_label(*kind, label),
+            Event::NodeMoved { id, parent, effective } => {
+                self.channel.check_can_onboard_under(&self.hierarchy, parent, *effective)?;
+                self.hierarchy.move_node(id, parent, *effective)?;
+            }
+            Event::OrganisationSuspended { id, effective } => {
+                self.channel.suspend(&self.hierarchy, id, *effective)?;
+            }
+            Event::OrganisationReenabled { id, effective } => {
+                self.channel.reenable(&self.hierarchy, id, *effective)?;
+            }
+            Event::SubscriptionSet { id, info } => {
+                if let Some(offer) = info.offer.as_ref().filter(|offer| self.catalogue.offer(offer).is_none())
+                {
+                    return Err(CmsError::UnknownNode {
+                        kind: "offer".into(),
+                        id: offer.clone(),
+                        context: Some(Location::field(format!("subscription {id}"), "offer")),
                     });
                 }
-                Ok(())
+                self.channel.put_subscription(&self.hierarchy, id, info.clone())?;
             }
+            Event::BillingProfileSet { node, profile } => {
+                self.channel.set_billing_profile(&self.hierarchy, node, profile.clone())?;
+            }
+            Event::ServicePut { service } => self.catalogue.put_service(service.clone())?,
+            Event::PlanPut { plan } => self.catalogue.put_plan(plan.clone())?,
+            Event::OfferPut { offer } => self.catalogue.put_offer(offer.clone())?,
+            Event::OfferStateSet { offer, state } => self.catalogue.set_offer_state(offer, *state)?,
+            Event::PriceListCreated { .. }
+            | Event::PriceVersionAdded { .. }
+            | Event::PriceListAssigned { .. }
+            | Event::PriceListUnassigned { .. }
+            | Event::PriceListCloned { .. }
+            | Event::ChangeSetApplied { .. }
+            | Event::DiscountSet { .. }
+            | Event::CreditGranted { .. }
+            | Event::CommissionPlanPut { .. }
+            | Event::CommissionPlanAssigned { .. }
+            | Event::OverrideRateSet { .. }
+            | Event::ExchangeRateSet { .. } => self.apply_terms(event)?,
+            Event::IngestPolicySet { policy } => self.ingest_policy = policy.clone(),
             Event::PeriodClosed { period } => {
                 let month = Period::month(period.start.year(), period.start.month())?;
                 if month != *period {
@@ -162,33 +304,54 @@ impl State {
                         reason: "only calendar months are closed".into(),
                     });
                 }
-                if self.closed_periods.contains(period) {
+                if !self.closed_periods.insert(*period) {
                     return Err(CmsError::InvalidPeriod {
                         text: period.to_string(),
                         reason: "already closed".into(),
                     });
                 }
-                Ok(())
             }
-            Event::PriceListAssigned { node, list } => {
-                self.node_exists(node)?;
-                if self.terms.price_lists.contains_key(list) {
-                    Ok(())
-                } else {
-                    Err(CmsError::UnknownNode { kind: "price list".into(), id: list.clone(), context: None })
+        }
+        Ok(())
+    }
+
+    /// Apply an event that changes the commercial terms (prices, commissions, exchange rates, discounts,
+    /// credits).
+    fn apply_terms(&mut self, event: &Event) -> Result<(), CmsError> {
+        match event {
+            Event::PriceListCreated { list } => self.terms.book.put_list(list.clone())?,
+            Event::PriceVersionAdded { list, version } => {
+                self.terms.book.append_version(list, version.clone())?;
+            }
+            Event::PriceListAssigned { scope, list } => {
+                if let PriceScope::Node(node) = scope {
+                    self.node_exists(node)?;
                 }
+                self.terms.book.assign(scope.clone(), list)?;
             }
+            Event::PriceListUnassigned { scope } if self.terms.book.unassign(scope).is_none() => {
+                return Err(CmsError::InvalidValue {
+                    at: Location::whole("price list assignment"),
+                    text: format!("{scope:?}"),
+                    reason: "no list is assigned there".into(),
+                });
+            }
+            Event::PriceListCloned { source, id, name } => self.terms.book.clone_list(source, id, name)?,
+            Event::ChangeSetApplied { change_set } => {
+                self.terms.book.apply_change_set(change_set)?;
+            }
+            Event::DiscountSet { discount } => {
+                discount.validate()?;
+                self.terms.discounts.insert(discount.id.clone(), discount.clone());
+            }
+            Event::CreditGranted { credit } => {
+                credit.validate()?;
+                self.terms.credits.insert(credit.id.clone(), credit.clone());
+            }
+            Event::CommissionPlanPut { plan } => self.terms.put_commission_plan(plan.clone()),
             Event::CommissionPlanAssigned { node, plan } => {
                 self.node_exists(node)?;
-                if self.terms.commission_plans.contains_key(plan) {
-                    Ok(())
-                } else {
-                    Err(CmsError::UnknownNode {
-                        kind: "commission plan".into(),
-                        id: plan.clone(),
-                        context: None,
-                    })
-                }
+                self.terms.assign_commission_plan(node, plan)?;
             }
             Event::OverrideRateSet { node, rate } => {
                 self.node_exists(node)?;
@@ -199,32 +362,19 @@ impl State {
                         reason: "must not be negative".into(),
                     });
                 }
-                Ok(())
+                self.terms.set_override_rate(node, *rate);
             }
-        }
-    }
-
-    /// Apply an event (checked first: an event that does not apply changes nothing).
-    pub fn apply(&mut self, event: &Event) -> Result<(), CmsError> {
-        self.check(event)?;
-        match event {
-            Event::NodeAdded { id, kind, parent, name } => {
-                self.hierarchy.add(id, *kind, parent.as_deref(), name, None)?;
-            }
-            Event::NodeRenamed { id, name } => self.hierarchy.rename(id, name)?,
-            Event::LabelSet { kind, label } => self.hierarchy.set_label(*kind, label),
-            Event::PriceListPut { list } => self.terms.put_price_list(list.clone()),
-            Event::PriceListAssigned { node, list } => self.terms.assign_price_list(node, list)?,
-            Event::CommissionPlanPut { plan } => self.terms.put_commission_plan(plan.clone()),
-            Event::CommissionPlanAssigned { node, plan } => self.terms.assign_commission_plan(node, plan)?,
-            Event::OverrideRateSet { node, rate } => self.terms.set_override_rate(node, *rate),
             Event::ExchangeRateSet { from, to, effective, rate } => {
+                if rate.is_sign_negative() || rate.is_zero() {
+                    return Err(CmsError::InvalidValue {
+                        at: Location::whole("exchange rate"),
+                        text: rate.to_string(),
+                        reason: "must be positive".into(),
+                    });
+                }
                 self.terms.fx.set(*from, *to, *effective, *rate);
             }
-            Event::IngestPolicySet { policy } => self.ingest_policy = policy.clone(),
-            Event::PeriodClosed { period } => {
-                self.closed_periods.insert(*period);
-            }
+            _ => {}
         }
         Ok(())
     }

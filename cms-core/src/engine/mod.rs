@@ -8,6 +8,7 @@
 
 pub mod events;
 pub mod ingest;
+pub mod queries;
 
 use std::collections::BTreeMap;
 
@@ -16,18 +17,20 @@ use serde::{Deserialize, Serialize};
 
 pub use events::{Event, PLATFORM_ID, State};
 pub use ingest::{IngestPolicy, IngestSummary, RefusedRecord};
+pub use queries::NodeView;
 
 use crate::billing::{
-    AdjustmentQuantity, BillingInput, BillingRules, MonthEndReport, PassThroughBefore, PassThroughCharge,
-    bill_with,
+    AdjustmentQuantity, BillingContext, BillingInput, BillingRules, MonthEndReport, Parts, PassThroughBefore,
+    PassThroughCharge, UsageSlice, bill_with,
 };
-use crate::error::{CmsError, Location};
+use crate::error::CmsError;
+use crate::model::adjustments::DiscountScope;
 use crate::model::hierarchy::NodeKind;
 use crate::model::meter::MeterId;
 use crate::model::money::Currency;
 use crate::model::time::{Instant, Period};
 use crate::model::usage::UsageRecord;
-use crate::rating::UsageAccumulator;
+use crate::rating::IngestStats;
 use crate::source::{Checkpoint, Granularity, PageOrigin, UsageSource};
 use crate::store::Store;
 
@@ -53,6 +56,10 @@ impl Principal {
         Self { id: id.to_owned(), node: node.to_owned() }
     }
 }
+
+/// How the month-end sums stored usage: folded subscription, meter, part, resource (where a resource
+/// discount may match it).
+type SliceKey = (String, MeterId, usize, Option<String>);
 
 /// The engine: state in memory, persisted through `S`.
 pub struct Cms<S: Store> {
@@ -95,7 +102,7 @@ impl<S: Store> Cms<S> {
     pub fn open(store: S) -> Result<Self, CmsError> {
         let mut state = State::default();
         for record in store.events()? {
-            state.apply(&record.event)?;
+            state.apply(record.at, &record.event)?;
         }
         Ok(Self { store, state })
     }
@@ -126,7 +133,8 @@ impl<S: Store> Cms<S> {
     ) -> Result<u64, CmsError> {
         let mut next = self.state.clone();
         for event in events {
-            next.apply(event)?;
+            admit(principal, &next, event)?;
+            next.apply(at, event)?;
         }
         let seq = self.store.append_events(&principal.id, at, events)?;
         self.state = next;
@@ -186,10 +194,27 @@ impl<S: Store> Cms<S> {
 
     /// Rate a period from stored usage and build its invoices and statements: usage of the period (as it
     /// stood when the period was closed, for a closed period), adjustments of earlier periods billed in this
-    /// one, and pass-through charges.
+    /// one, and pass-through charges. The period is cut where prices, branches, discounts or exchange rates
+    /// change ([`Parts`]); each record is priced in the part its usage starts in.
     pub fn month_end(&self, period: Period, rules: BillingRules) -> Result<MonthEndReport, CmsError> {
-        let mut accumulator = UsageAccumulator::new(period);
+        let context = self.billing_context();
+        let parts = Parts::of(&context, period);
+        let resource_discounts: Vec<(String, String)> = self
+            .state
+            .terms
+            .discounts
+            .values()
+            .filter_map(|discount| match &discount.scope {
+                DiscountScope::Resource { subscription, resource_uri } => {
+                    Some((subscription.to_ascii_lowercase(), resource_uri.to_ascii_lowercase()))
+                }
+                _ => None,
+            })
+            .collect();
+        // (folded subscription, meter, part, resource where a discount matches it) -> (spelling, quantity)
+        let mut usage: BTreeMap<SliceKey, (String, Decimal)> = BTreeMap::new();
         let mut pass_through: BTreeMap<(String, MeterId, Currency), PassThroughCharge> = BTreeMap::new();
+        let mut stats = IngestStats::default();
         self.store.for_each_usage(&period, &mut |record| {
             if !record.existed_at_close() {
                 // Arrived after the period was invoiced: billed as an adjustment of a later period.
@@ -204,22 +229,51 @@ impl<S: Store> Cms<S> {
                 charge.cost += amount;
                 return Ok(());
             }
-            let mut row = record.as_row();
-            row.quantity = quantity;
-            accumulator
-                .ingest(&row, || Location::whole(format!("stored usage of {}", record.subscription)))
-                .map(drop)
+            stats.rows += 1;
+            stats.accepted += 1;
+            let subscription = record.subscription.to_ascii_lowercase();
+            let resource = record.resource_uri.to_ascii_lowercase();
+            let discounted =
+                resource_discounts.iter().any(|(id, uri)| *id == subscription && *uri == resource);
+            let key =
+                (subscription, record.meter, parts.part_of(record.start), discounted.then_some(resource));
+            let entry = usage.entry(key).or_insert_with(|| (record.subscription.clone(), Decimal::ZERO));
+            entry.1 += quantity;
+            Ok(())
         })?;
+        let slices: Vec<UsageSlice> = usage
+            .into_iter()
+            .map(|((_, meter, part, resource), (subscription, quantity))| UsageSlice {
+                subscription,
+                meter,
+                part,
+                resource,
+                quantity,
+            })
+            .collect();
         let (adjustments, pass_through_adjustments) = self.adjustments_billed_in(&period)?;
         let pass_through: Vec<PassThroughCharge> =
             pass_through.into_values().chain(pass_through_adjustments).collect();
-        let quantities = accumulator.finish();
         bill_with(
-            &self.state.hierarchy,
-            &self.state.terms,
+            context,
             rules,
-            BillingInput { quantities: &quantities, adjustments: &adjustments, pass_through: &pass_through },
+            BillingInput {
+                parts: &parts,
+                usage: &slices,
+                stats: &stats,
+                adjustments: &adjustments,
+                pass_through: &pass_through,
+            },
         )
+    }
+
+    /// The channel and terms, as billing reads them.
+    pub fn billing_context(&self) -> BillingContext<'_> {
+        BillingContext {
+            hierarchy: &self.state.hierarchy,
+            channel: &self.state.channel,
+            terms: &self.state.terms,
+        }
     }
 
     /// For each (subscription, meter, earlier period) with changes billed in `period`: its quantities (and,
@@ -288,6 +342,19 @@ impl<S: Store> Cms<S> {
         }
         Ok((usage, pass_through))
     }
+}
+
+/// Rules that depend on who acts, checked before an event is applied (the state's own rules are checked by
+/// [`State::apply`]): a subscription takes a new offer only if it is public, or private and the operator
+/// (a platform principal) sets it up.
+fn admit(principal: &Principal, state: &State, event: &Event) -> Result<(), CmsError> {
+    if let Event::SubscriptionSet { id, info } = event {
+        let current = state.channel.subscription(id).and_then(|info| info.offer.as_deref());
+        if let Some(offer) = info.offer.as_deref().filter(|offer| Some(*offer) != current) {
+            state.catalogue.check_subscribable(offer, principal.node == PLATFORM_ID)?;
+        }
+    }
+    Ok(())
 }
 
 /// An empty pass-through charge for a record's (subscription, meter, currency).

@@ -143,9 +143,9 @@ fn line_charge(
     let above = |kind| hierarchy.ancestor_of_kind(tenant, kind).map(|node| hierarchy.node(node).id.clone());
     let mut extensions = BTreeMap::new();
     for (name, value) in [
-        ("x_DistributorId", above(NodeKind::Distributor)),
-        ("x_PartnerId", above(NodeKind::Partner)),
-        ("x_TenantId", Some(invoice.tenant.clone())),
+        ("x_DistributorId", line.distributor.clone().or_else(|| above(NodeKind::Distributor))),
+        ("x_PartnerId", line.partner.clone().or_else(|| above(NodeKind::Partner))),
+        ("x_TenantId", Some(invoice.buyer.clone())),
         ("x_PriceList", Some(line.price_list.clone())),
         ("x_MeterId", Some(line.meter.canonical())),
     ] {
@@ -153,10 +153,17 @@ fn line_charge(
             extensions.insert(name.to_owned(), value);
         }
     }
-    let (kind, charge_period, charge_class) = match line.kind {
-        LineKind::Usage => ("usage", invoice.period, None),
-        LineKind::PassThrough { .. } => ("pass_through", invoice.period, None),
-        LineKind::Adjustment { adjusts } => ("adjustment", adjusts, Some(ChargeClass::Correction)),
+    let (kind, charge_period, charge_class, category) = match line.kind {
+        LineKind::Usage => ("usage", invoice.period, None, ChargeCategory::Usage),
+        LineKind::PassThrough { .. } => ("pass_through", invoice.period, None, ChargeCategory::Usage),
+        LineKind::Adjustment { adjusts } => {
+            ("adjustment", adjusts, Some(ChargeClass::Correction), ChargeCategory::Usage)
+        }
+        LineKind::Discount { .. } => ("discount", invoice.period, None, ChargeCategory::Credit),
+        LineKind::MinimumCommitment { .. } => {
+            ("minimum_commitment", invoice.period, None, ChargeCategory::Purchase)
+        }
+        LineKind::Credit { .. } => ("credit", invoice.period, None, ChargeCategory::Credit),
     };
     extensions.insert("x_LineKind".to_owned(), kind.to_owned());
     let info = line.meter.info();
@@ -164,15 +171,19 @@ fn line_charge(
     FocusCharge {
         availability_zone: None,
         billed_cost: line.amount,
-        billing_account_id: invoice.tenant.clone(),
-        billing_account_name: Some(invoice.tenant_name.clone()),
-        billing_account_type: Some("Tenant".into()),
+        billing_account_id: invoice.buyer.clone(),
+        billing_account_name: Some(invoice.buyer_name.clone()),
+        billing_account_type: Some(match invoice.buyer_kind {
+            NodeKind::Distributor => "Distributor".into(),
+            NodeKind::Partner => "Partner".into(),
+            _ => "Tenant".into(),
+        }),
         billing_currency: invoice.currency,
         billing_period_end: invoice.period.end,
         billing_period_start: invoice.period.start,
         capacity_reservation_id: None,
         capacity_reservation_status: None,
-        charge_category: ChargeCategory::Usage,
+        charge_category: category,
         charge_class,
         charge_description: Some(info.map_or_else(|| line.meter.canonical(), |info| info.name.to_owned())),
         charge_frequency: Some(ChargeFrequency::UsageBased),
@@ -215,7 +226,7 @@ fn line_charge(
         sku_meter: info.map(|info| info.name.to_owned()),
         sku_price_details: BTreeMap::new(),
         sku_price_id: Some(format!("{}/{}", line.price_list, line.meter.canonical())),
-        sub_account_id: Some(line.subscription.clone()),
+        sub_account_id: Some(line.subscription.clone()).filter(|id| !id.is_empty()),
         sub_account_name: subscription_name,
         sub_account_type: Some("Subscription".into()),
         tags: BTreeMap::new(),
@@ -231,7 +242,7 @@ pub fn export_charges(report: &MonthEndReport, hierarchy: &Hierarchy, issuer: No
         .invoices
         .iter()
         .filter_map(|invoice| {
-            let tenant = hierarchy.find(&invoice.tenant)?;
+            let tenant = hierarchy.find(&invoice.buyer)?;
             hierarchy.is_within(tenant, issuer).then_some((invoice, tenant))
         })
         .flat_map(|(invoice, tenant)| {

@@ -247,7 +247,7 @@ pub fn write_outputs(report: &MonthEndReport, sinks: &mut OutputSinks<'_>) -> Re
     let lines = report.invoices.iter().flat_map(|invoice| {
         invoice.lines.iter().map(|line| {
             vec![
-                invoice.tenant.clone(),
+                invoice.buyer.clone(),
                 line.subscription.clone(),
                 line.meter.canonical(),
                 quantity_text(line.quantity),
@@ -262,7 +262,7 @@ pub fn write_outputs(report: &MonthEndReport, sinks: &mut OutputSinks<'_>) -> Re
         lines,
     )?;
     let invoices =
-        report.invoices.iter().map(|invoice| vec![invoice.tenant.clone(), invoice.total.to_string()]);
+        report.invoices.iter().map(|invoice| vec![invoice.buyer.clone(), invoice.total.to_string()]);
     write_csv(sinks.invoices, "invoices.csv", &["tenant_id", "total"], invoices)?;
     let commissions = report.commissions.iter().map(|statement| {
         vec![statement.partner.clone(), statement.revenue.to_string(), statement.commission.to_string()]
@@ -332,8 +332,8 @@ pub fn read_setup(
     read_hierarchy(&mut *inputs.hierarchy, "hierarchy.csv", &mut hierarchy)?;
     read_subscriptions(&mut *inputs.subscriptions, "subscriptions.csv", &mut hierarchy)?;
     let mut terms = crate::model::terms::CommercialTerms::default();
-    terms.put_price_list(read_prices(&mut *inputs.prices, "prices.csv", Currency::USD)?);
-    terms.assign_price_list(PLATFORM_ID, PRICE_LIST_ID)?;
+    terms.put_price_list(read_prices(&mut *inputs.prices, "prices.csv", Currency::USD)?)?;
+    terms.assign_price_list(crate::model::price_book::PriceScope::Default, PRICE_LIST_ID)?;
     terms.put_commission_plan(read_commission(&mut *inputs.commission, "commission.csv")?);
     terms.assign_commission_plan(PLATFORM_ID, COMMISSION_PLAN_ID)?;
     terms.set_override_rate(PLATFORM_ID, plan.override_rate);

@@ -1,11 +1,13 @@
-//! Commercial terms of a channel: which price list, commission plan and override rate applies where.
+//! Commercial terms of a channel: the price book, commission plans, override rates, exchange rates,
+//! discounts and credits, and where they apply.
 //!
-//! Assignments hang on nodes of the [`Hierarchy`]. Resolution walks up from the node:
-//! - price: subscription > tenant > partner > distributor > platform; the most specific list *that prices
-//!   the meter* wins, so a partner list with a few meters falls back to the platform list for the rest;
+//! - prices: the [`PriceBook`] (versioned lists assigned to scopes; precedence subscription > tenant >
+//!   partner > distributor > region default > platform default, the most specific list *that prices the
+//!   meter* wins);
 //! - commission plan: a partner's own plan, else the nearest ancestor's (its distributor's, then the
 //!   platform's);
-//! - distributor override rate: the distributor's own, else the platform's.
+//! - distributor override rate: the distributor's own, else the platform's;
+//! - discounts and credits: see [`crate::model::adjustments`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,19 +15,19 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CmsError;
+use crate::model::adjustments::{Credit, Discount};
 use crate::model::hierarchy::{Hierarchy, NodeIndex};
-use crate::model::meter::MeterId;
 use crate::model::money::Currency;
-use crate::model::pricing::{CommissionPlan, MeterPrice, PriceList};
+use crate::model::price_book::{BookList, PriceBook, PriceScope, PriceVersion};
+use crate::model::pricing::{CommissionPlan, PriceList};
 use crate::model::time::Instant;
 
-/// Price lists, commission plans and override rates, and the nodes they are assigned to.
+/// Price book, commission plans, override rates, exchange rates, discounts and credits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommercialTerms {
-    /// Price lists by id.
-    pub price_lists: BTreeMap<String, PriceList>,
-    /// Node id -> price list id.
-    pub price_assignments: HashMap<String, String>,
+    /// Versioned price lists and where they are assigned.
+    #[serde(default)]
+    pub book: PriceBook,
     /// Commission plans by id.
     pub commission_plans: BTreeMap<String, CommissionPlan>,
     /// Node id -> commission plan id.
@@ -35,6 +37,12 @@ pub struct CommercialTerms {
     /// Dated exchange rates.
     #[serde(default)]
     pub fx: FxTable,
+    /// Discounts by id.
+    #[serde(default)]
+    pub discounts: BTreeMap<String, Discount>,
+    /// Credits by id.
+    #[serde(default)]
+    pub credits: BTreeMap<String, Credit>,
 }
 
 /// Exchange rates with the instant each takes effect: `1 from = rate to`.
@@ -58,30 +66,32 @@ impl FxTable {
         let dated = self.rates.get(&format!("{from}/{to}"))?;
         dated.range(..=at).next_back().map(|(_, rate)| *rate)
     }
+
+    /// Every instant `t` with `from < t < to` where a rate takes effect.
+    pub fn change_instants(&self, from: Instant, to: Instant) -> impl Iterator<Item = Instant> + '_ {
+        self.rates.values().flat_map(BTreeMap::keys).copied().filter(move |&at| from < at && at < to)
+    }
 }
 
-/// A resolved price: the list it came from and the meter's price in it.
-#[derive(Debug, Clone, Copy)]
-pub struct ResolvedPrice<'a> {
-    /// The list.
-    pub list: &'a PriceList,
-    /// The meter's price.
-    pub price: &'a MeterPrice,
+/// A price sheet (one list of meter prices) as a book list whose one version applies from `effective`.
+pub fn sheet_list(sheet: PriceList, name: &str, effective: Instant) -> BookList {
+    let mut list = BookList::new(&sheet.id, name, sheet.currency);
+    list.pass_through_uplift = sheet.pass_through_uplift;
+    list.versions.push(PriceVersion::own(effective, sheet.prices));
+    list
 }
 
 impl CommercialTerms {
-    /// Add or replace a price list.
-    pub fn put_price_list(&mut self, list: PriceList) {
-        self.price_lists.insert(list.id.clone(), list);
+    /// Add a price sheet as a list that applies from the beginning of time (the workload's single list,
+    /// tests).
+    pub fn put_price_list(&mut self, sheet: PriceList) -> Result<(), CmsError> {
+        let name = sheet.id.clone();
+        self.book.put_list(sheet_list(sheet, &name, Instant::MIN_UTC))
     }
 
-    /// Assign a price list to a node.
-    pub fn assign_price_list(&mut self, node: &str, list: &str) -> Result<(), CmsError> {
-        if !self.price_lists.contains_key(list) {
-            return Err(CmsError::UnknownNode { kind: "price list".into(), id: list.into(), context: None });
-        }
-        self.price_assignments.insert(node.to_owned(), list.to_owned());
-        Ok(())
+    /// Assign a price list to a scope.
+    pub fn assign_price_list(&mut self, scope: PriceScope, list: &str) -> Result<(), CmsError> {
+        self.book.assign(scope, list)
     }
 
     /// Add or replace a commission plan.
@@ -105,32 +115,6 @@ impl CommercialTerms {
     /// Set the override rate of a distributor (or the platform default).
     pub fn set_override_rate(&mut self, node: &str, rate: Decimal) {
         self.override_rates.insert(node.to_owned(), rate);
-    }
-
-    /// The price of `meter` for the subscription at `subscription`, by precedence.
-    pub fn price<'a>(
-        &'a self,
-        hierarchy: &Hierarchy,
-        subscription: NodeIndex,
-        meter: MeterId,
-    ) -> Option<ResolvedPrice<'a>> {
-        hierarchy.ancestry(subscription).find_map(|node| {
-            let list = self.price_lists.get(self.price_assignments.get(&hierarchy.node(node).id)?)?;
-            Some(ResolvedPrice { list, price: list.price(meter)? })
-        })
-    }
-
-    /// The list that prices pass-through costs for the subscription at `subscription`: the most specific
-    /// list with an uplift.
-    pub fn pass_through<'a>(
-        &'a self,
-        hierarchy: &Hierarchy,
-        subscription: NodeIndex,
-    ) -> Option<&'a PriceList> {
-        hierarchy.ancestry(subscription).find_map(|node| {
-            let list = self.price_lists.get(self.price_assignments.get(&hierarchy.node(node).id)?)?;
-            list.pass_through_uplift.is_some().then_some(list)
-        })
     }
 
     /// The commission plan of a partner (or distributor), own or inherited.
