@@ -380,7 +380,7 @@ pub fn bill(
     quantities: &Quantities,
 ) -> Result<MonthEndReport, CmsError> {
     let channel = ChannelAttributes::new();
-    let context = BillingContext { hierarchy, channel: &channel, terms };
+    let context = BillingContext::new(hierarchy, &channel, terms);
     let parts = Parts::of(&context, quantities.period);
     if !parts.is_whole() {
         return Err(CmsError::InvalidValue {
@@ -590,13 +590,8 @@ impl<'a> Documents<'a> {
         Ok(Some((node, tenant, self.context.channel.issuer_of(hierarchy, tenant, at))))
     }
 
-    fn path(&self, subscription: NodeIndex, at: Instant) -> Vec<&'a str> {
-        let hierarchy = self.context.hierarchy;
-        hierarchy
-            .ancestry_at(subscription, at)
-            .filter(|&node| hierarchy.node(node).kind != NodeKind::Platform)
-            .map(|node| hierarchy.node(node).id.as_str())
-            .collect()
+    fn path(&self, subscription: NodeIndex, issuer: NodeIndex, at: Instant) -> Vec<&'a str> {
+        crate::billing::rating::price_path(self.context.hierarchy, subscription, issuer, at)
     }
 
     fn region(&self, subscription: NodeIndex) -> Option<&'a str> {
@@ -625,10 +620,13 @@ impl<'a> Documents<'a> {
             self.skip(id, change.meter, delta, NotBilledReason::DoubleCounts);
             return Ok(());
         }
-        let path = self.path(node, at);
+        let path = self.path(node, issuer, at);
         let book = &self.context.terms.book;
         let tenant_id = self.id(tenant);
-        let Some(price) = book.resolve(&path, self.region(node), change.meter, at, Some(&tenant_id))? else {
+        let priced_at = self.context.prices_at.unwrap_or(at);
+        let Some(price) =
+            book.resolve(&path, self.region(node), change.meter, priced_at, Some(&tenant_id))?
+        else {
             self.skip(id, change.meter, delta, NotBilledReason::NoPrice);
             return Ok(());
         };
@@ -669,7 +667,7 @@ impl<'a> Documents<'a> {
             return Ok(());
         };
         let id = self.id(node);
-        let path = self.path(node, at);
+        let path = self.path(node, issuer, at);
         let Some(list) = self.context.terms.book.pass_through(&path, self.region(node)) else {
             self.skip(id, charge.meter, charge.quantity, NotBilledReason::NoPrice);
             return Ok(());
@@ -935,10 +933,21 @@ pub fn bill_with(
     let overrides = override_statements(&context, rules, period, &invoices)?;
     let margins = margin_statements(&context, period, &invoices)?;
     not_billed.sort_by(|left, right| {
-        left.subscription
-            .cmp(&right.subscription)
-            .then(left.meter.cmp(&right.meter))
-            .then(left.buyer.cmp(&right.buyer))
+        (&left.subscription, left.meter, &left.buyer, reason_order(left.reason)).cmp(&(
+            &right.subscription,
+            right.meter,
+            &right.buyer,
+            reason_order(right.reason),
+        ))
+    });
+    // Parts of the period were rated apart: one entry per subscription, meter, buyer and reason.
+    not_billed.dedup_by(|later, kept| {
+        let same = (&later.subscription, later.meter, &later.buyer, later.reason)
+            == (&kept.subscription, kept.meter, &kept.buyer, kept.reason);
+        if same {
+            kept.quantity += later.quantity;
+        }
+        same
     });
     Ok(MonthEndReport {
         period,
@@ -949,6 +958,15 @@ pub fn bill_with(
         not_billed,
         stats: input.stats.clone(),
     })
+}
+
+fn reason_order(reason: NotBilledReason) -> u8 {
+    match reason {
+        NotBilledReason::NoPrice => 0,
+        NotBilledReason::DoubleCounts => 1,
+        NotBilledReason::UnknownSubscription => 2,
+        NotBilledReason::NoExchangeRate => 3,
+    }
 }
 
 /// Revenue of agents: (agent id, payer id) -> (agent, currency, each tenant's part).

@@ -39,6 +39,17 @@ pub struct BillingContext<'a> {
     pub channel: &'a ChannelAttributes,
     /// Prices, commissions, exchange rates, discounts, credits.
     pub terms: &'a CommercialTerms,
+    /// Price every part with the prices in effect at this instant instead of at the part's start (a
+    /// bulk change's preview prices a past period's usage at the change's effective date). Branches,
+    /// discounts and exchange rates still follow the part.
+    pub prices_at: Option<Instant>,
+}
+
+impl<'a> BillingContext<'a> {
+    /// The context of a channel and its terms, pricing each part as of its start.
+    pub fn new(hierarchy: &'a Hierarchy, channel: &'a ChannelAttributes, terms: &'a CommercialTerms) -> Self {
+        Self { hierarchy, channel, terms, prices_at: None }
+    }
 }
 
 /// A period cut where pricing changes: part `i` runs from `starts[i]` to the next start (or the period's
@@ -103,6 +114,20 @@ impl Parts {
     pub fn start(&self, part: usize) -> Instant {
         self.starts.get(part).copied().unwrap_or(self.period.start)
     }
+}
+
+/// The nodes whose lists may price what `from` buys from `issuer` at `at`, most specific first: `from` and
+/// its ancestors up to, not including, the issuer (the platform is never in a path: its list is the
+/// default scope). So a list assigned at a reseller prices what the reseller buys; what it sells is priced
+/// by lists below it (its partners, tenants, subscriptions), else by the region and platform defaults.
+/// In an all-agency channel the issuer is the platform and the path is the whole branch.
+pub fn price_path(hierarchy: &Hierarchy, from: NodeIndex, issuer: NodeIndex, at: Instant) -> Vec<&str> {
+    hierarchy
+        .ancestry_at(from, at)
+        .take_while(|&node| node != issuer)
+        .filter(|&node| hierarchy.node(node).kind != NodeKind::Platform)
+        .map(|node| hierarchy.node(node).id.as_str())
+        .collect()
 }
 
 /// Usage to price: a subscription's quantity of a meter in one part of the period. `resource` is set only
@@ -271,16 +296,10 @@ impl<'a> Rater<'a> {
         })
     }
 
-    /// The price path of a buyer: node ids from the most specific up, without the platform. A tenant's
-    /// usage starts at the subscription (a subscription's own list is the tenant's price for it).
-    fn path(&self, placement: &Placement, buyer: NodeIndex, at: Instant) -> Vec<&'a str> {
-        let hierarchy = self.context.hierarchy;
+    /// The price path of a buyer (see [`price_path`]); a tenant's starts at the subscription.
+    fn path(&self, placement: &Placement, buyer: NodeIndex, issuer: NodeIndex, at: Instant) -> Vec<&'a str> {
         let from = if buyer == placement.tenant { placement.subscription } else { buyer };
-        hierarchy
-            .ancestry_at(from, at)
-            .filter(|&node| hierarchy.node(node).kind != NodeKind::Platform)
-            .map(|node| hierarchy.node(node).id.as_str())
-            .collect()
+        price_path(self.context.hierarchy, from, issuer, at)
     }
 
     fn region(&self, subscription: NodeIndex) -> Option<&'a str> {
@@ -414,8 +433,10 @@ impl<'a> Rater<'a> {
             .chain
             .iter()
             .map(|&(buyer, issuer)| {
-                let path = self.path(placement, buyer, at);
-                let price = self.context.terms.book.resolve(&path, region, meter, at, Some(tenant_id))?;
+                let path = self.path(placement, buyer, issuer, at);
+                let priced_at = self.context.prices_at.unwrap_or(at);
+                let price =
+                    self.context.terms.book.resolve(&path, region, meter, priced_at, Some(tenant_id))?;
                 Ok(price.map(|price| Quote { buyer, issuer, price }))
             })
             .collect()

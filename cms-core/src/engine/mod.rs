@@ -6,6 +6,7 @@
 //! State is rebuilt by replaying events when a store is opened, so a second run continues where the first
 //! stopped.
 
+pub mod commercial;
 pub mod events;
 pub mod ingest;
 pub mod queries;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use commercial::{ChangeSetPreview, DRAFT_INVOICE, DraftChange, Impact, Reprocessed};
 pub use events::{Event, PLATFORM_ID, State};
 pub use ingest::{IngestPolicy, IngestSummary, RefusedRecord};
 pub use queries::NodeView;
@@ -197,10 +199,18 @@ impl<S: Store> Cms<S> {
     /// one, and pass-through charges. The period is cut where prices, branches, discounts or exchange rates
     /// change ([`Parts`]); each record is priced in the part its usage starts in.
     pub fn month_end(&self, period: Period, rules: BillingRules) -> Result<MonthEndReport, CmsError> {
-        let context = self.billing_context();
+        self.month_end_in(self.billing_context(), period, rules)
+    }
+
+    /// [`Self::month_end`] under another context: other terms (a preview), or prices as of an instant.
+    pub fn month_end_in(
+        &self,
+        context: BillingContext<'_>,
+        period: Period,
+        rules: BillingRules,
+    ) -> Result<MonthEndReport, CmsError> {
         let parts = Parts::of(&context, period);
-        let resource_discounts: Vec<(String, String)> = self
-            .state
+        let resource_discounts: Vec<(String, String)> = context
             .terms
             .discounts
             .values()
@@ -269,11 +279,7 @@ impl<S: Store> Cms<S> {
 
     /// The channel and terms, as billing reads them.
     pub fn billing_context(&self) -> BillingContext<'_> {
-        BillingContext {
-            hierarchy: &self.state.hierarchy,
-            channel: &self.state.channel,
-            terms: &self.state.terms,
-        }
+        BillingContext::new(&self.state.hierarchy, &self.state.channel, &self.state.terms)
     }
 
     /// For each (subscription, meter, earlier period) with changes billed in `period`: its quantities (and,

@@ -1,0 +1,332 @@
+//! Commercial commands and queries of the engine: onboarding a subscription, bulk price changes (preview,
+//! then apply), the cost calculator, reprocessing drafts after a price change, and the month-end as a
+//! principal may see it.
+
+use std::collections::BTreeMap;
+
+use chrono::Datelike;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::billing::{BillingContext, BillingRules, Invoice, MonthEndReport};
+use crate::engine::{Cms, Event, Principal};
+use crate::error::{CmsError, Location};
+use crate::model::channel::SubscriptionInfo;
+use crate::model::hierarchy::{NodeIndex, NodeKind};
+use crate::model::meter::MeterId;
+use crate::model::money::Currency;
+use crate::model::price_book::{ChangeScope, ChangeSet, EstimateLine};
+use crate::model::terms::CommercialTerms;
+use crate::model::time::{Instant, Period};
+use crate::store::{Document, Store};
+
+/// Old and new totals of one tenant or partner under a bulk change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Impact {
+    /// Tenant or partner id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Currency of the totals.
+    pub currency: Currency,
+    /// What was invoiced for the period (a partner: its network's revenue).
+    pub old: Decimal,
+    /// What the same usage costs at the new prices.
+    pub new: Decimal,
+    /// `new - old`.
+    pub change: Decimal,
+}
+
+/// What a bulk change would do to the last closed period's revenue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSetPreview {
+    /// The change set.
+    pub change_set: String,
+    /// The period whose usage was priced (the last closed one).
+    pub period: Period,
+    /// The lists that would get a new version.
+    pub lists: Vec<String>,
+    /// Per tenant, by id.
+    pub tenants: Vec<Impact>,
+    /// Per agency partner (its network's revenue), by id.
+    pub partners: Vec<Impact>,
+}
+
+/// How a reprocessed draft changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftChange {
+    /// The draft's key (`period/issuer/buyer`).
+    pub key: String,
+    /// Its total before (`None`: there was no draft).
+    pub old: Option<Decimal>,
+    /// Its total now.
+    pub new: Decimal,
+}
+
+/// What reprocessing did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reprocessed {
+    /// Drafts recomputed and stored.
+    pub drafts: Vec<DraftChange>,
+    /// Closed months in the range, left as invoiced (later changes reach them as adjustments).
+    pub closed: Vec<Period>,
+}
+
+/// The kind of stored draft invoices.
+pub const DRAFT_INVOICE: &str = "draft_invoice";
+
+impl<S: Store> Cms<S> {
+    /// Onboard a subscription under a tenant with its attributes (offer, state, external ids, region), as
+    /// one command.
+    pub fn onboard_subscription(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+        id: &str,
+        tenant: &str,
+        name: &str,
+        info: SubscriptionInfo,
+    ) -> Result<u64, CmsError> {
+        self.visible(principal, tenant)?;
+        self.execute_all(
+            principal,
+            at,
+            &[
+                Event::NodeAdded {
+                    id: id.to_owned(),
+                    kind: NodeKind::Subscription,
+                    parent: Some(tenant.to_owned()),
+                    name: name.to_owned(),
+                },
+                Event::SubscriptionSet { id: id.to_owned(), info },
+            ],
+        )
+    }
+
+    /// The scope of a bulk change on one tenant: the lists assigned at the tenant and at its subscriptions.
+    pub fn tenant_scope(&self, tenant: &str) -> Result<ChangeScope, CmsError> {
+        let hierarchy = &self.state.hierarchy;
+        let node = hierarchy.expect_kind(tenant, NodeKind::Tenant)?;
+        Ok(ChangeScope::Nodes(
+            hierarchy.subtree(node).into_iter().map(|index| hierarchy.node(index).id.clone()).collect(),
+        ))
+    }
+
+    /// Preview a bulk change on the last closed period: each tenant's invoiced total against what the same
+    /// usage costs at the prices the change would put in effect, and each agency partner's network revenue
+    /// likewise. Nothing is recorded.
+    pub fn preview_change_set(
+        &self,
+        principal: &Principal,
+        change_set: &ChangeSet,
+        rules: BillingRules,
+    ) -> Result<ChangeSetPreview, CmsError> {
+        let period =
+            *self.state.closed_periods.iter().next_back().ok_or_else(|| CmsError::InvalidPeriod {
+                text: change_set.id.clone(),
+                reason: "a preview prices the last closed period, and no period is closed yet".into(),
+            })?;
+        let lists =
+            self.state.terms.book.plan_change_set(change_set)?.into_iter().map(|(list, _)| list).collect();
+        let old = self.month_end_for(principal, period, rules)?;
+        let terms = CommercialTerms {
+            book: self.state.terms.book.with_change_set(change_set)?,
+            ..self.state.terms.clone()
+        };
+        let context = BillingContext {
+            prices_at: Some(change_set.effective),
+            ..BillingContext::new(&self.state.hierarchy, &self.state.channel, &terms)
+        };
+        let new = self.scoped(principal, self.month_end_in(context, period, rules)?)?;
+        Ok(ChangeSetPreview {
+            change_set: change_set.id.clone(),
+            period,
+            lists,
+            tenants: self.impacts(&old, &new, |invoice| Some(vec![(invoice.buyer.clone(), invoice.total)])),
+            partners: self.impacts(&old, &new, |invoice| {
+                Some(
+                    invoice
+                        .lines
+                        .iter()
+                        .filter_map(|line| Some((line.partner.clone()?, line.amount)))
+                        .collect(),
+                )
+            }),
+        })
+    }
+
+    /// Sum tenant invoices of `old` and `new` by the keys `by` gives, into impacts.
+    fn impacts(
+        &self,
+        old: &MonthEndReport,
+        new: &MonthEndReport,
+        by: impl Fn(&Invoice) -> Option<Vec<(String, Decimal)>>,
+    ) -> Vec<Impact> {
+        let mut sums: BTreeMap<String, (Currency, Decimal, Decimal)> = BTreeMap::new();
+        for (report, is_new) in [(old, false), (new, true)] {
+            for invoice in report.invoices.iter().filter(|invoice| invoice.buyer_kind == NodeKind::Tenant) {
+                for (id, amount) in by(invoice).unwrap_or_default() {
+                    let entry = sums.entry(id).or_insert((invoice.currency, Decimal::ZERO, Decimal::ZERO));
+                    if is_new {
+                        entry.2 += amount;
+                    } else {
+                        entry.1 += amount;
+                    }
+                }
+            }
+        }
+        sums.into_iter()
+            .map(|(id, (currency, old, new))| Impact {
+                name: self.state.hierarchy.get(&id).map(|node| node.name.clone()).unwrap_or_default(),
+                id,
+                currency,
+                old,
+                new,
+                change: new - old,
+            })
+            .collect()
+    }
+
+    /// Apply a bulk change: a new version of every list in its scope, effective at its instant. Issued
+    /// invoices never change (their periods are priced by the versions in effect then).
+    pub fn apply_change_set(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+        change_set: ChangeSet,
+    ) -> Result<u64, CmsError> {
+        self.execute(principal, at, &Event::ChangeSetApplied { change_set })
+    }
+
+    /// The cost calculator: a month of the given meters and quantities, priced for `node` (a subscription,
+    /// or a tenant or reseller as buyer) as its prices stand at `at`.
+    pub fn estimate(
+        &self,
+        principal: &Principal,
+        node: &str,
+        items: &[(MeterId, Decimal)],
+        at: Instant,
+    ) -> Result<Vec<EstimateLine>, CmsError> {
+        let index = self.visible(principal, node)?;
+        let hierarchy = &self.state.hierarchy;
+        // A subscription is priced as its tenant buys it.
+        let buyer = hierarchy.ancestor_of_kind_at(index, NodeKind::Tenant, at).unwrap_or(index);
+        let issuer = self.state.channel.issuer_of(hierarchy, buyer, at);
+        let path = crate::billing::rating::price_path(hierarchy, index, issuer, at);
+        let region = self.state.channel.subscription(node).and_then(|info| info.region.as_deref());
+        let tenant = hierarchy
+            .ancestor_of_kind_at(index, NodeKind::Tenant, at)
+            .map(|tenant| hierarchy.node(tenant).id.as_str());
+        self.state.terms.book.estimate(&path, region, tenant, at, items)
+    }
+
+    /// Recompute the draft invoices of the open months that `range` touches, for one tenant and/or one
+    /// region (subscriptions whose region matches), and store them (kind [`DRAFT_INVOICE`], key
+    /// `YYYY-MM/issuer/buyer`), reporting each draft's old and new total. Closed months are left as
+    /// invoiced.
+    pub fn reprocess(
+        &mut self,
+        principal: &Principal,
+        range: Period,
+        tenant: Option<&str>,
+        region: Option<&str>,
+        rules: BillingRules,
+    ) -> Result<Reprocessed, CmsError> {
+        let tenant_node = tenant.map(|tenant| self.visible(principal, tenant)).transpose()?;
+        let mut reprocessed = Reprocessed::default();
+        let mut month = Period::month(range.start.year(), range.start.month())?;
+        let mut documents = Vec::new();
+        while month.start < range.end {
+            if self.state.closed_periods.contains(&month) {
+                reprocessed.closed.push(month);
+            } else {
+                let report = self.month_end_for(principal, month, rules)?;
+                for invoice in &report.invoices {
+                    if !self.touches(invoice, tenant_node, region) {
+                        continue;
+                    }
+                    let key = format!("{}/{}/{}", month, invoice.issuer, invoice.buyer);
+                    let old =
+                        self.store.documents(DRAFT_INVOICE, &key)?.into_iter().find(|doc| doc.key == key);
+                    let old_total = old
+                        .and_then(|doc| serde_json::from_str::<Invoice>(&doc.body).ok())
+                        .map(|invoice| invoice.total);
+                    let body = serde_json::to_string(invoice)
+                        .map_err(|error| CmsError::Store { message: format!("draft {key}: {error}") })?;
+                    documents.push(Document { kind: DRAFT_INVOICE.into(), key: key.clone(), body });
+                    reprocessed.drafts.push(DraftChange { key, old: old_total, new: invoice.total });
+                }
+            }
+            month = month.next_month()?;
+        }
+        self.store.put_documents(&documents)?;
+        Ok(reprocessed)
+    }
+
+    /// Whether an invoice concerns `tenant` (its buyer is the tenant, or it bills the tenant's usage) and
+    /// `region` (one of its lines is of a subscription in that region).
+    fn touches(&self, invoice: &Invoice, tenant: Option<NodeIndex>, region: Option<&str>) -> bool {
+        let hierarchy = &self.state.hierarchy;
+        let tenant_ok = tenant.is_none_or(|tenant| {
+            invoice.lines.iter().any(|line| {
+                hierarchy
+                    .find(&line.subscription)
+                    .is_some_and(|subscription| hierarchy.is_within(subscription, tenant))
+            }) || invoice.buyer == hierarchy.node(tenant).id
+        });
+        let region_ok = region.is_none_or(|region| {
+            invoice.lines.iter().any(|line| {
+                self.state
+                    .channel
+                    .subscription(&line.subscription)
+                    .and_then(|info| info.region.as_deref())
+                    .is_some_and(|own| own.eq_ignore_ascii_case(region))
+            })
+        });
+        tenant_ok && region_ok
+    }
+
+    /// The stored drafts of a month (`YYYY-MM`), as invoices.
+    pub fn drafts(&self, month: Period) -> Result<Vec<Invoice>, CmsError> {
+        self.store
+            .documents(DRAFT_INVOICE, &format!("{month}/"))?
+            .into_iter()
+            .map(|doc| {
+                serde_json::from_str(&doc.body).map_err(|error| CmsError::BadJson {
+                    at: Location::whole(format!("draft {}", doc.key)),
+                    message: error.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The month-end as `principal` may see it: invoices it issues or receives, or that bill its subtree's
+    /// usage; statements of agents in its subtree; usage not billed of its subscriptions.
+    pub fn month_end_for(
+        &self,
+        principal: &Principal,
+        period: Period,
+        rules: BillingRules,
+    ) -> Result<MonthEndReport, CmsError> {
+        let report = self.month_end(period, rules)?;
+        self.scoped(principal, report)
+    }
+
+    /// A report cut down to what `principal` may see.
+    fn scoped(&self, principal: &Principal, mut report: MonthEndReport) -> Result<MonthEndReport, CmsError> {
+        let scope = self.scope_of(principal)?;
+        if scope == self.state.hierarchy.root() {
+            return Ok(report);
+        }
+        let hierarchy = &self.state.hierarchy;
+        let within = |id: &str| hierarchy.find(id).is_some_and(|node| hierarchy.is_within(node, scope));
+        report
+            .invoices
+            .retain(|invoice| within(&invoice.buyer) || within(&invoice.issuer) || within(&invoice.bill_to));
+        report.commissions.retain(|statement| within(&statement.partner));
+        report.overrides.retain(|statement| within(&statement.distributor));
+        report.margins.retain(|statement| within(&statement.reseller));
+        report.not_billed.retain(|entry| within(&entry.subscription));
+        Ok(report)
+    }
+}
