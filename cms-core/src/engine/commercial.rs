@@ -72,6 +72,24 @@ pub struct Reprocessed {
     pub closed: Vec<Period>,
 }
 
+/// One level of a resale chain for one usage quantity: who sells to whom, at what price, and the seller's
+/// margin (what it sells for minus what it paid the level above; the platform paid nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLevel {
+    /// Who sells (the platform, or a reseller).
+    pub seller: String,
+    /// Who buys (a reseller, or the tenant at the end).
+    pub buyer: String,
+    /// The list that prices it.
+    pub list: String,
+    /// Its currency.
+    pub currency: Currency,
+    /// The exact amount the buyer pays.
+    pub amount: Decimal,
+    /// The seller's margin on it (exact; for the platform, its whole revenue).
+    pub margin: Decimal,
+}
+
 /// The kind of stored draft invoices.
 pub const DRAFT_INVOICE: &str = "draft_invoice";
 
@@ -218,6 +236,64 @@ impl<S: Store> Cms<S> {
             .ancestor_of_kind_at(index, NodeKind::Tenant, at)
             .map(|tenant| hierarchy.node(tenant).id.as_str());
         self.state.terms.book.estimate(&path, region, tenant, at, items)
+    }
+
+    /// One usage quantity of a subscription priced at every level of its billing chain at `at`: the
+    /// platform selling to the first buyer, each reseller selling to the next, the tenant last. The margins
+    /// add up to what the tenant pays (one currency along the chain; a level without a price is an error
+    /// naming it).
+    pub fn price_chain(
+        &self,
+        principal: &Principal,
+        subscription: &str,
+        meter: MeterId,
+        quantity: Decimal,
+        at: Instant,
+    ) -> Result<Vec<ChainLevel>, CmsError> {
+        let index = self.visible(principal, subscription)?;
+        let (hierarchy, channel) = (&self.state.hierarchy, &self.state.channel);
+        let tenant = hierarchy.ancestor_of_kind_at(index, NodeKind::Tenant, at).ok_or_else(|| {
+            CmsError::InvalidHierarchy {
+                id: subscription.to_owned(),
+                reason: "subscription is not under a tenant".into(),
+                context: None,
+            }
+        })?;
+        let tenant_id = hierarchy.node(tenant).id.as_str();
+        let region = channel.subscription(subscription).and_then(|info| info.region.as_deref());
+        let mut levels: Vec<ChainLevel> = Vec::new();
+        for buyer in channel.billing_chain(hierarchy, index, at) {
+            let issuer = channel.issuer_of(hierarchy, buyer, at);
+            let from = if buyer == tenant { index } else { buyer };
+            let path = crate::billing::rating::price_path(hierarchy, from, issuer, at);
+            let buyer_id = hierarchy.node(buyer).id.clone();
+            let price =
+                self.state.terms.book.resolve(&path, region, meter, at, Some(tenant_id))?.ok_or_else(
+                    || CmsError::InvalidValue {
+                        at: Location::whole(format!("price of {buyer_id}")),
+                        text: meter.canonical(),
+                        reason: "no list prices this meter for this buyer".into(),
+                    },
+                )?;
+            let amount = price.amount(quantity)?;
+            let paid = levels.last().map_or(Decimal::ZERO, |level| level.amount);
+            if let Some(previous) = levels.last().filter(|previous| previous.currency != price.currency()) {
+                return Err(CmsError::CurrencyMismatch {
+                    document: format!("resale chain of {subscription}"),
+                    first: previous.currency.to_string(),
+                    second: price.currency().to_string(),
+                });
+            }
+            levels.push(ChainLevel {
+                seller: hierarchy.node(issuer).id.clone(),
+                buyer: buyer_id,
+                list: price.list_id().to_owned(),
+                currency: price.currency(),
+                amount,
+                margin: amount - paid,
+            });
+        }
+        Ok(levels)
     }
 
     /// Recompute the draft invoices of the open months that `range` touches, for one tenant and/or one

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub use commercial::{ChangeSetPreview, DRAFT_INVOICE, DraftChange, Impact, Reprocessed};
+pub use commercial::{ChainLevel, ChangeSetPreview, DRAFT_INVOICE, DraftChange, Impact, Reprocessed};
 pub use events::{Event, PLATFORM_ID, State};
 pub use ingest::{IngestPolicy, IngestSummary, RefusedRecord};
 pub use queries::NodeView;
