@@ -250,7 +250,7 @@ fn live<S: Store>(cms: &mut Cms<S>) -> Outcome {
     assert_eq!(cms.month_end(october(), rules()).unwrap(), october_report, "October stays as closed");
 
     cms.reprocess(&operator(), november(), Some("t1"), None, rules()).unwrap();
-    let drafts = cms.drafts(november()).unwrap();
+    let drafts = cms.drafts(&operator(), november()).unwrap();
     assert_eq!(drafts.iter().map(|draft| draft.total).collect::<Vec<_>>(), [dec("91.76")]);
     Outcome { october: october_report, november: november_report, preview, drafts }
 }
@@ -272,7 +272,7 @@ fn the_commercial_scenario_on_a_sqlite_file_survives_a_restart() {
     assert!(reopened.state().closed_periods.contains(&october()));
     assert_eq!(reopened.month_end(october(), rules()).unwrap(), outcome.october);
     assert_eq!(reopened.month_end(november(), rules()).unwrap(), outcome.november);
-    assert_eq!(reopened.drafts(november()).unwrap(), outcome.drafts);
+    assert_eq!(reopened.drafts(&operator(), november()).unwrap(), outcome.drafts);
     assert_eq!(reopened.state().terms, in_memory.state().terms);
     assert_eq!(reopened.state().channel, in_memory.state().channel);
     // Usage pulled again after the restart is recognised: nothing is stored twice.

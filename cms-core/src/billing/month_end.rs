@@ -39,6 +39,7 @@ use crate::model::channel::{ChannelAttributes, Relationship};
 use crate::model::hierarchy::{Hierarchy, NodeIndex, NodeKind};
 use crate::model::meter::MeterId;
 use crate::model::money::{Currency, Rounding, RoundingMode};
+use crate::model::price_book::PriceScope;
 use crate::model::terms::CommercialTerms;
 use crate::model::tiers::{BandAmount, checked_mul};
 use crate::model::time::{Instant, Period};
@@ -557,6 +558,34 @@ impl<'a> Documents<'a> {
         Ok(())
     }
 
+    /// A list with a minimum commitment assigned to a buyer (a tenant, a subscription's tenant, a reseller)
+    /// commits it even in a period the list priced nothing for it: the buyer gets an invoice with a true-up.
+    fn add_assigned_commitments(&mut self) -> Result<(), CmsError> {
+        let (hierarchy, channel, terms) = (self.context.hierarchy, self.context.channel, self.context.terms);
+        let at = self.parts.period().start;
+        for (scope, list_id) in terms.book.assignments() {
+            let (PriceScope::Node(node), Some(list)) = (scope, terms.book.list(list_id)) else { continue };
+            let (Some(commitment), Some(index)) = (list.minimum_commitment, hierarchy.find(node)) else {
+                continue;
+            };
+            let buyer = match hierarchy.node(index).kind {
+                NodeKind::Tenant => Some(index),
+                NodeKind::Subscription => hierarchy.ancestor_of_kind_at(index, NodeKind::Tenant, at),
+                NodeKind::Distributor | NodeKind::Partner
+                    if channel.relationship_of(hierarchy, index) == Relationship::Resale =>
+                {
+                    Some(index)
+                }
+                _ => None,
+            };
+            let Some(buyer) = buyer else { continue };
+            let issuer = channel.issuer_of(hierarchy, buyer, at);
+            let draft = self.draft(issuer, buyer, list.currency)?;
+            draft.committed.entry(list.id.clone()).or_insert((commitment, list.currency, Decimal::ZERO));
+        }
+        Ok(())
+    }
+
     /// Where a subscription stood at `at`: its node, tenant, and the tenant's issuer; `None` (reported)
     /// when it is not in the channel.
     fn place(
@@ -825,8 +854,8 @@ impl<'a> Documents<'a> {
 }
 
 /// Apply the credits of a tenant's invoice, most specific first: each takes from what its scope was
-/// charged (the rounded lines it covers, less earlier credits), never below zero; what it cannot use is
-/// lost.
+/// charged (the rounded lines it covers, net of discounts and earlier credits), never below zero; what it
+/// cannot use is lost.
 fn apply_credits(
     terms: &CommercialTerms,
     tenant: &str,
@@ -858,7 +887,9 @@ fn apply_credits(
                 second: credit.currency.to_string(),
             });
         }
-        let mut available = rounding.apply(credit.amount);
+        // What the scope still owes, net of discounts and earlier credits: the credit never goes below it.
+        let owed: Decimal = covered.iter().map(|&index| left[index]).sum();
+        let mut available = rounding.apply(credit.amount).min(owed.max(Decimal::ZERO));
         let mut used = Decimal::ZERO;
         for &index in &covered {
             let take = available.min(left[index].max(Decimal::ZERO));
@@ -922,6 +953,7 @@ pub fn bill_with(
     for part in &rated.parts {
         documents.add_part(part)?;
     }
+    documents.add_assigned_commitments()?;
     for change in input.adjustments {
         documents.add_adjustment(change)?;
     }
@@ -969,17 +1001,14 @@ fn reason_order(reason: NotBilledReason) -> u8 {
     }
 }
 
-/// Revenue of agents: (agent id, payer id) -> (agent, currency, each tenant's part).
-type Networks = BTreeMap<(String, String), (NodeIndex, Currency, BTreeMap<String, Decimal>)>;
+/// Revenue of agents: (agent id, payer id) -> (agent, currency, each tenant's part, a second currency met).
+type Networks =
+    BTreeMap<(String, String), (NodeIndex, Currency, BTreeMap<String, Decimal>, Option<Currency>)>;
 
 /// Sum the lines of tenant invoices by the agent of `kind` they are attributed to, keeping each tenant's
-/// part. Only agents in an agency relationship earn on their network. A statement is in one currency: a
-/// network invoiced in different currencies is refused.
-fn revenue_by(
-    context: &BillingContext<'_>,
-    invoices: &[Invoice],
-    kind: NodeKind,
-) -> Result<Networks, CmsError> {
+/// part. Only agents in an agency relationship earn on their network. A network invoiced in two
+/// currencies is marked: its statement (if it gets one) is refused, since a statement has one currency.
+fn revenue_by(context: &BillingContext<'_>, invoices: &[Invoice], kind: NodeKind) -> Networks {
     let hierarchy = context.hierarchy;
     let mut out = Networks::new();
     for invoice in invoices.iter().filter(|invoice| invoice.buyer_kind == NodeKind::Tenant) {
@@ -995,18 +1024,31 @@ fn revenue_by(
             }
             let entry = out
                 .entry((agent_id.to_owned(), invoice.issuer.clone()))
-                .or_insert_with(|| (agent, invoice.currency, BTreeMap::new()));
+                .or_insert_with(|| (agent, invoice.currency, BTreeMap::new(), None));
             if entry.1 != invoice.currency {
-                return Err(CmsError::CurrencyMismatch {
-                    document: format!("statement of {kind} {agent_id}"),
-                    first: entry.1.to_string(),
-                    second: invoice.currency.to_string(),
-                });
+                entry.3 = Some(invoice.currency);
             }
             *entry.2.entry(invoice.buyer.clone()).or_default() += line.amount;
         }
     }
-    Ok(out)
+    out
+}
+
+/// A statement of a network invoiced in two currencies is refused.
+fn one_currency(
+    kind: NodeKind,
+    agent: &str,
+    first: Currency,
+    second: Option<Currency>,
+) -> Result<(), CmsError> {
+    match second {
+        Some(second) => Err(CmsError::CurrencyMismatch {
+            document: format!("statement of {kind} {agent}"),
+            first: first.to_string(),
+            second: second.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn commission_statements(
@@ -1017,9 +1059,10 @@ fn commission_statements(
 ) -> Result<Vec<CommissionStatement>, CmsError> {
     let (hierarchy, terms) = (context.hierarchy, context.terms);
     let mut statements = Vec::new();
-    for ((partner_id, payer), (partner, currency, tenants)) in
-        revenue_by(context, invoices, NodeKind::Partner)?
+    for ((partner_id, payer), (partner, currency, tenants, second)) in
+        revenue_by(context, invoices, NodeKind::Partner)
     {
+        one_currency(NodeKind::Partner, &partner_id, currency, second)?;
         let revenue: Decimal = tenants.values().copied().sum();
         let plan = terms.commission_plan(hierarchy, partner);
         let bands = plan.map(|plan| plan.bands.breakdown(revenue)).transpose()?.unwrap_or_default();
@@ -1047,12 +1090,13 @@ fn override_statements(
 ) -> Result<Vec<OverrideStatement>, CmsError> {
     let (hierarchy, terms) = (context.hierarchy, context.terms);
     let mut statements = Vec::new();
-    for ((distributor_id, _payer), (distributor, currency, tenants)) in
-        revenue_by(context, invoices, NodeKind::Distributor)?
+    for ((distributor_id, _payer), (distributor, currency, tenants, second)) in
+        revenue_by(context, invoices, NodeKind::Distributor)
     {
         let Some(rate) = terms.override_rate(hierarchy, distributor) else {
             continue;
         };
+        one_currency(NodeKind::Distributor, &distributor_id, currency, second)?;
         let revenue: Decimal = tenants.values().copied().sum();
         statements.push(OverrideStatement {
             distributor_name: hierarchy.node(distributor).name.clone(),

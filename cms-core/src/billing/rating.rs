@@ -237,8 +237,19 @@ struct Placement {
     chain: Vec<(NodeIndex, NodeIndex)>,
 }
 
-/// Usage of one list version and meter whose tiers count together (a tenant's, or the list's): entries
-/// by part, each a subscription's part waiting for the pool's amount.
+/// What usage counts together for pooled tiers: one list and meter, at one level of the billing chain (the
+/// tenants' level, or one reseller's purchases), for one tenant (tenant scope) or every buyer at that
+/// level (list scope). The count runs over the month across the list's versions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct PoolKey {
+    reseller: Option<NodeIndex>,
+    list: String,
+    meter: MeterId,
+    tenant: Option<NodeIndex>,
+}
+
+/// Usage whose tiers count together: entries by part, each a subscription's part waiting for the pool's
+/// amount.
 #[derive(Default)]
 struct Pool<'a> {
     by_part: BTreeMap<usize, Vec<usize>>,
@@ -353,7 +364,7 @@ impl<'a> Rater<'a> {
         let hierarchy = self.context.hierarchy;
         let mut rated = Rated::default();
         let groups = self.group(slices, &mut rated.unpriced);
-        let mut pools: BTreeMap<(String, usize, MeterId, Option<NodeIndex>), Pool<'a>> = BTreeMap::new();
+        let mut pools: BTreeMap<PoolKey, Pool<'a>> = BTreeMap::new();
         for ((subscription, meter), by_part) in &groups {
             let mut before = Decimal::ZERO;
             for (&part, part_slices) in by_part {
@@ -392,13 +403,12 @@ impl<'a> Rater<'a> {
                             rated.parts.push(self.with_discounts(priced, part_slices.iter().copied()));
                         }
                         scope => {
-                            let pool_of = (scope == TierScope::Tenant).then_some(placement.tenant);
-                            let key = (
-                                quote.price.list_id().to_owned(),
-                                quote.price.version_index(),
-                                *meter,
-                                pool_of,
-                            );
+                            let key = PoolKey {
+                                reseller: (quote.buyer != placement.tenant).then_some(quote.buyer),
+                                list: quote.price.list_id().to_owned(),
+                                meter: *meter,
+                                tenant: (scope == TierScope::Tenant).then_some(placement.tenant),
+                            };
                             let pool = pools.entry(key).or_default();
                             pool.by_part.entry(part).or_default().push(pool.entries.len());
                             let slices = part_slices.iter().map(|slice| (*slice).clone()).collect();
@@ -509,34 +519,67 @@ impl<'a> Rater<'a> {
         priced
     }
 
-    /// Price a pool part by part, sharing each part's amount among its subscriptions.
+    /// Price a pool part by part, sharing each part's amount among its subscriptions. The pool's count
+    /// runs over the month; within a part, subscriptions priced by the same version share
+    /// `P(before + Q) x Q_v / Q - P(before) x Q_v / Q` (the whole `P(before + Q) - P(before)` when one
+    /// version prices the whole part, as usual), where `Q` is the part's pooled quantity and `Q_v` the
+    /// version's (tenants exempt from a version keep an earlier one).
     fn rate_pool(&self, mut pool: Pool<'a>, rated: &mut Rated) -> Result<(), CmsError> {
         let hierarchy = self.context.hierarchy;
         let mut before = Decimal::ZERO;
         for members in pool.by_part.values() {
-            let mut members: Vec<PooledEntry<'a>> =
+            let members: Vec<PooledEntry<'a>> =
                 members.iter().filter_map(|&index| pool.entries[index].take()).collect();
-            members.sort_by(|left, right| {
-                hierarchy.node(left.priced.subscription).id.cmp(&hierarchy.node(right.priced.subscription).id)
-            });
-            let Some(first) = members.first() else { continue };
             let total: Decimal = members.iter().map(|entry| entry.priced.quantity).sum();
-            let amount = first.price.amount(before + total)? - first.price.amount(before)?;
-            before += total;
-            let mut left = amount;
-            let count = members.len();
-            for (position, entry) in members.into_iter().enumerate() {
-                let share = if position + 1 == count {
-                    left
-                } else if total.is_zero() {
-                    Decimal::ZERO
-                } else {
-                    checked_mul(amount, entry.priced.quantity)? / total
-                };
-                left -= share;
-                let priced = PricedPart { amount: share, ..entry.priced };
-                rated.parts.push(self.with_discounts(priced, &entry.slices));
+            let mut by_version: BTreeMap<usize, Vec<PooledEntry<'a>>> = BTreeMap::new();
+            for entry in members {
+                by_version.entry(entry.price.version_index()).or_default().push(entry);
             }
+            let versions = by_version.len();
+            for mut group in by_version.into_values() {
+                group.sort_by(|left, right| {
+                    hierarchy
+                        .node(left.priced.subscription)
+                        .id
+                        .cmp(&hierarchy.node(right.priced.subscription).id)
+                });
+                let Some(first) = group.first() else { continue };
+                let quantity: Decimal = group.iter().map(|entry| entry.priced.quantity).sum();
+                let whole = first.price.amount(before + total)? - first.price.amount(before)?;
+                let amount = if versions == 1 || total.is_zero() {
+                    whole
+                } else {
+                    checked_mul(whole, quantity)? / total
+                };
+                self.share(amount, quantity, group, rated)?;
+            }
+            before += total;
+        }
+        Ok(())
+    }
+
+    /// Share `amount` among pooled parts in proportion to their quantities (summing to `quantity`), the last
+    /// taking what the divisions leave, so the shares add up to `amount` exactly.
+    fn share(
+        &self,
+        amount: Decimal,
+        quantity: Decimal,
+        members: Vec<PooledEntry<'a>>,
+        rated: &mut Rated,
+    ) -> Result<(), CmsError> {
+        let mut left = amount;
+        let count = members.len();
+        for (position, entry) in members.into_iter().enumerate() {
+            let share = if position + 1 == count {
+                left
+            } else if quantity.is_zero() {
+                Decimal::ZERO
+            } else {
+                checked_mul(amount, entry.priced.quantity)? / quantity
+            };
+            left -= share;
+            let priced = PricedPart { amount: share, ..entry.priced };
+            rated.parts.push(self.with_discounts(priced, &entry.slices));
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::billing::{BillingContext, BillingRules, Invoice, MonthEndReport};
 use crate::engine::{Cms, Event, Principal};
 use crate::error::{CmsError, Location};
-use crate::model::channel::SubscriptionInfo;
+use crate::model::channel::{Relationship, SubscriptionInfo};
 use crate::model::hierarchy::{NodeIndex, NodeKind};
 use crate::model::meter::MeterId;
 use crate::model::money::Currency;
@@ -167,10 +167,19 @@ impl<S: Store> Cms<S> {
                         .lines
                         .iter()
                         .filter_map(|line| Some((line.partner.clone()?, line.amount)))
+                        .filter(|(partner, _)| self.is_agent(partner))
                         .collect(),
                 )
             }),
         })
+    }
+
+    /// Whether a partner or distributor earns on its network (an agency relationship).
+    fn is_agent(&self, id: &str) -> bool {
+        let hierarchy = &self.state.hierarchy;
+        hierarchy
+            .find(id)
+            .is_some_and(|node| self.state.channel.relationship_of(hierarchy, node) == Relationship::Agency)
     }
 
     /// Sum tenant invoices of `old` and `new` by the keys `by` gives, into impacts.
@@ -362,9 +371,10 @@ impl<S: Store> Cms<S> {
         tenant_ok && region_ok
     }
 
-    /// The stored drafts of a month (`YYYY-MM`), as invoices.
-    pub fn drafts(&self, month: Period) -> Result<Vec<Invoice>, CmsError> {
-        self.store
+    /// The stored drafts of a month, as invoices, that `principal` may see (as in [`Self::month_end_for`]).
+    pub fn drafts(&self, principal: &Principal, month: Period) -> Result<Vec<Invoice>, CmsError> {
+        let invoices = self
+            .store
             .documents(DRAFT_INVOICE, &format!("{month}/"))?
             .into_iter()
             .map(|doc| {
@@ -373,7 +383,17 @@ impl<S: Store> Cms<S> {
                     message: error.to_string(),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<Invoice>, CmsError>>()?;
+        let report = MonthEndReport {
+            period: month,
+            invoices,
+            commissions: Vec::new(),
+            overrides: Vec::new(),
+            margins: Vec::new(),
+            not_billed: Vec::new(),
+            stats: crate::rating::IngestStats::default(),
+        };
+        Ok(self.scoped(principal, report)?.invoices)
     }
 
     /// The month-end as `principal` may see it: invoices it issues or receives, or that bill its subtree's
@@ -388,17 +408,32 @@ impl<S: Store> Cms<S> {
         self.scoped(principal, report)
     }
 
-    /// A report cut down to what `principal` may see.
+    /// A report cut down to what `principal` may see: invoices whose buyer, issuer or bill-to party lay
+    /// in its subtree at some time in the period (a tenant that moved away later keeps its past invoices
+    /// with the branch that billed them), or with a line attributed to an agent in it; statements of
+    /// agents and resellers in it; usage not billed of its subscriptions.
     fn scoped(&self, principal: &Principal, mut report: MonthEndReport) -> Result<MonthEndReport, CmsError> {
         let scope = self.scope_of(principal)?;
         if scope == self.state.hierarchy.root() {
             return Ok(report);
         }
         let hierarchy = &self.state.hierarchy;
-        let within = |id: &str| hierarchy.find(id).is_some_and(|node| hierarchy.is_within(node, scope));
-        report
-            .invoices
-            .retain(|invoice| within(&invoice.buyer) || within(&invoice.issuer) || within(&invoice.bill_to));
+        let parts = crate::billing::Parts::of(&self.billing_context(), report.period);
+        let instants: Vec<Instant> = (0..parts.len()).map(|part| parts.start(part)).collect();
+        let within = |id: &str| {
+            hierarchy
+                .find(id)
+                .is_some_and(|node| instants.iter().any(|&at| hierarchy.is_in_subtree_at(node, scope, at)))
+        };
+        report.invoices.retain(|invoice| {
+            within(&invoice.buyer)
+                || within(&invoice.issuer)
+                || within(&invoice.bill_to)
+                || invoice.lines.iter().any(|line| {
+                    line.partner.as_deref().is_some_and(&within)
+                        || line.distributor.as_deref().is_some_and(&within)
+                })
+        });
         report.commissions.retain(|statement| within(&statement.partner));
         report.overrides.retain(|statement| within(&statement.distributor));
         report.margins.retain(|statement| within(&statement.reseller));

@@ -6,9 +6,10 @@ use chrono::Datelike;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::billing::BillingRules;
 use crate::engine::ingest::IngestPolicy;
 use crate::error::{CmsError, Location};
-use crate::model::adjustments::{Credit, Discount};
+use crate::model::adjustments::{Credit, Discount, Recurrence};
 use crate::model::catalogue::{Catalogue, Offer, OfferState, Plan, Service};
 use crate::model::channel::{BillingProfile, ChannelAttributes, SubscriptionInfo};
 use crate::model::hierarchy::{Hierarchy, NodeKind};
@@ -134,6 +135,12 @@ pub enum Event {
         /// The new policy.
         policy: IngestPolicy,
     },
+    /// How documents round amounts (and whether double-counting meters are priced) changed; periods
+    /// closed from now on are invoiced with these rules.
+    BillingRulesSet {
+        /// The rules.
+        rules: BillingRules,
+    },
     /// A tenant moved to another partner (or distributor, or the platform), or a subscription to another
     /// tenant: usage starting at or after `effective` is billed and commissioned on the new branch.
     NodeMoved {
@@ -216,6 +223,8 @@ pub struct State {
     pub ingest_policy: IngestPolicy,
     /// Periods already invoiced.
     pub closed_periods: BTreeSet<Period>,
+    /// How documents round amounts.
+    pub rules: BillingRules,
 }
 
 impl Default for State {
@@ -227,6 +236,7 @@ impl Default for State {
             terms: CommercialTerms::default(),
             ingest_policy: IngestPolicy::default(),
             closed_periods: BTreeSet::new(),
+            rules: BillingRules::default(),
         }
     }
 }
@@ -240,9 +250,47 @@ impl State {
         }
     }
 
+    /// Refuse a change that would take effect at `effective`, before the end of the latest closed period:
+    /// its invoices are issued and never change (corrections go on an open period, as credits).
+    fn check_open(&self, effective: Instant, what: &str) -> Result<(), CmsError> {
+        match self.closed_periods.iter().next_back() {
+            Some(closed) if effective < closed.end => Err(CmsError::InvalidValue {
+                at: Location::whole(what.to_owned()),
+                text: effective.to_rfc3339(),
+                reason: format!(
+                    "takes effect before the end of {closed}, which is closed: its invoices are issued"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The earliest instant a dated event takes effect, for events that change how usage is billed.
+    fn effective_of(event: &Event) -> Option<(Instant, &'static str)> {
+        match event {
+            Event::NodeMoved { effective, .. } => Some((*effective, "move")),
+            Event::PriceVersionAdded { version, .. } => Some((version.effective, "price version")),
+            Event::ChangeSetApplied { change_set } => Some((change_set.effective, "change set")),
+            Event::DiscountSet { discount } => Some((discount.from, "discount")),
+            Event::ExchangeRateSet { effective, .. } => Some((*effective, "exchange rate")),
+            Event::CreditGranted { credit } => Some((
+                match credit.recurrence {
+                    Recurrence::OneOff { period } | Recurrence::Recurring { from: period, .. } => {
+                        period.start
+                    }
+                },
+                "credit",
+            )),
+            _ => None,
+        }
+    }
+
     /// Apply an event recorded at `at`. An event that does not apply is refused with the reason and
     /// changes nothing.
     pub fn apply(&mut self, at: Instant, event: &Event) -> Result<(), CmsError> {
+        if let Some((effective, what)) = Self::effective_of(event) {
+            self.check_open(effective, what)?;
+        }
         match event {
             Event::NodeAdded { id, kind, parent, name } => {
                 if let Some(parent) = parent {
@@ -296,6 +344,7 @@ impl State {
             | Event::OverrideRateSet { .. }
             | Event::ExchangeRateSet { .. } => self.apply_terms(event)?,
             Event::IngestPolicySet { policy } => self.ingest_policy = policy.clone(),
+            Event::BillingRulesSet { rules } => self.rules = *rules,
             Event::PeriodClosed { period } => {
                 let month = Period::month(period.start.year(), period.start.month())?;
                 if month != *period {

@@ -25,7 +25,7 @@ use crate::billing::{
     AdjustmentQuantity, BillingContext, BillingInput, BillingRules, MonthEndReport, Parts, PassThroughBefore,
     PassThroughCharge, UsageSlice, bill_with,
 };
-use crate::error::CmsError;
+use crate::error::{CmsError, Location};
 use crate::model::adjustments::DiscountScope;
 use crate::model::hierarchy::NodeKind;
 use crate::model::meter::MeterId;
@@ -34,7 +34,10 @@ use crate::model::time::{Instant, Period};
 use crate::model::usage::UsageRecord;
 use crate::rating::IngestStats;
 use crate::source::{Checkpoint, Granularity, PageOrigin, UsageSource};
-use crate::store::Store;
+use crate::store::{Document, Store};
+
+/// The kind of the documents holding closed periods' month-ends.
+pub const CLOSED_MONTH_END: &str = "closed_month_end";
 
 /// Who is acting: an id (recorded on every event) and the node whose subtree they act in. Queries return
 /// only what lies in that subtree. Access checks (roles, policies) arrive with governance and hang on
@@ -184,13 +187,27 @@ impl<S: Store> Cms<S> {
         self.store.checkpoints()
     }
 
-    /// Mark a period invoiced: later usage of it becomes adjustments on the next open period.
+    /// Close a period: its month-end (with the engine's billing rules) is stored as issued, later usage of
+    /// it becomes adjustments on the next open period, and nothing dated inside it is accepted any more.
+    /// [`Self::month_end`] of a closed period returns what was stored.
     pub fn close_period(
         &mut self,
         principal: &Principal,
         at: Instant,
         period: Period,
     ) -> Result<(), CmsError> {
+        let mut check = self.state.clone();
+        check.apply(at, &Event::PeriodClosed { period })?;
+        let report = self.compute_month_end(self.billing_context(), period, self.state.rules)?;
+        let body = serde_json::to_string(&report)
+            .map_err(|error| CmsError::Store { message: format!("month-end of {period}: {error}") })?;
+        // Stored first: a snapshot of a period that is not closed is never read, and is replaced when the
+        // period is closed.
+        self.store.put_documents(&[Document {
+            kind: CLOSED_MONTH_END.into(),
+            key: period.to_string(),
+            body,
+        }])?;
         self.execute(principal, at, &Event::PeriodClosed { period }).map(drop)
     }
 
@@ -198,12 +215,36 @@ impl<S: Store> Cms<S> {
     /// stood when the period was closed, for a closed period), adjustments of earlier periods billed in this
     /// one, and pass-through charges. The period is cut where prices, branches, discounts or exchange rates
     /// change ([`Parts`]); each record is priced in the part its usage starts in.
+    ///
+    /// A closed period's month-end is the one stored when it was closed (with the rules of then; `rules`
+    /// applies to open periods).
     pub fn month_end(&self, period: Period, rules: BillingRules) -> Result<MonthEndReport, CmsError> {
-        self.month_end_in(self.billing_context(), period, rules)
+        if self.state.closed_periods.contains(&period) {
+            let key = period.to_string();
+            if let Some(document) =
+                self.store.documents(CLOSED_MONTH_END, &key)?.into_iter().find(|document| document.key == key)
+            {
+                return serde_json::from_str(&document.body).map_err(|error| CmsError::BadJson {
+                    at: Location::whole(format!("stored month-end of {period}")),
+                    message: error.to_string(),
+                });
+            }
+        }
+        self.compute_month_end(self.billing_context(), period, rules)
     }
 
-    /// [`Self::month_end`] under another context: other terms (a preview), or prices as of an instant.
+    /// [`Self::month_end`] computed under another context: other terms (a preview), or prices as of an
+    /// instant. Closed periods are computed too (not read from what was stored).
     pub fn month_end_in(
+        &self,
+        context: BillingContext<'_>,
+        period: Period,
+        rules: BillingRules,
+    ) -> Result<MonthEndReport, CmsError> {
+        self.compute_month_end(context, period, rules)
+    }
+
+    fn compute_month_end(
         &self,
         context: BillingContext<'_>,
         period: Period,

@@ -187,9 +187,10 @@ pub struct BookList {
     /// Where tiers count the monthly quantity.
     #[serde(default)]
     pub tier_scope: TierScope,
-    /// Minimum charge per period and per node the list is assigned to (the billing code adds a true-up
-    /// line); at least 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Minimum charge per period and per buyer: a buyer whose invoice lines priced by this list add up to
+    /// less gets a true-up line for the difference. It applies to every buyer the list priced that period,
+    /// and to the buyers it is assigned to (a tenant, a subscription's tenant, a reseller) even when it
+    /// priced nothing for them; at least 0.
     pub minimum_commitment: Option<Decimal>,
     /// Pass-through pricing of source costs: cost x (1 + uplift), at least -1; `None`: not priced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
