@@ -37,6 +37,7 @@ fn resale(node: &str) -> Event {
             bill_to: None,
             currency: None,
             payment_terms_days: 30,
+            jurisdiction: None,
         },
     }
 }

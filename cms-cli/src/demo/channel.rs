@@ -131,6 +131,7 @@ pub fn setup() -> Result<Vec<Event>, CmsError> {
                 bill_to: None,
                 currency: None,
                 payment_terms_days: 45,
+                jurisdiction: None,
             },
         },
         Event::PlanPut {

@@ -219,8 +219,14 @@ pub struct OverrideStatement {
     pub period: Period,
     /// Revenue of every tenant below the distributor.
     pub revenue: Decimal,
-    /// Override rate.
+    /// Override rate (zero when a plan's bands give the override).
     pub rate: Decimal,
+    /// The plan whose bands give the override, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// The bands applied, with a plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bands: Vec<BandAmount>,
     /// Rounded override.
     pub amount: Decimal,
 }
@@ -1093,18 +1099,21 @@ fn override_statements(
     for ((distributor_id, _payer), (distributor, currency, tenants, second)) in
         revenue_by(context, invoices, NodeKind::Distributor)
     {
-        let Some(rate) = terms.override_rate(hierarchy, distributor) else {
+        let Some(basis) = terms.override_basis(hierarchy, distributor) else {
             continue;
         };
         one_currency(NodeKind::Distributor, &distributor_id, currency, second)?;
         let revenue: Decimal = tenants.values().copied().sum();
+        let (exact, bands) = basis.exact(revenue)?;
         statements.push(OverrideStatement {
             distributor_name: hierarchy.node(distributor).name.clone(),
             distributor: distributor_id,
             period,
             revenue,
-            rate,
-            amount: rules.rounding(currency).apply(checked_mul(rate, revenue)?),
+            rate: basis.rate().unwrap_or_default(),
+            plan: basis.plan().map(str::to_owned),
+            bands,
+            amount: rules.rounding(currency).apply(exact),
         });
     }
     Ok(statements)

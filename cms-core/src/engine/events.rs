@@ -1,13 +1,16 @@
 //! Commercial events (what commands record and the store persists) and the state they build.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Datelike;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::billing::BillingRules;
+use crate::billing::chargeback::ChargebackSettings;
+use crate::billing::invoice::{DocumentKind, InvoiceSettings, TaxRule, TaxTable};
 use crate::engine::ingest::IngestPolicy;
+use crate::engine::invoicing::{IssuedDocument, Sequence};
 use crate::error::{CmsError, Location};
 use crate::model::adjustments::{Credit, Discount, Recurrence};
 use crate::model::catalogue::{Catalogue, Offer, OfferState, Plan, Service};
@@ -119,6 +122,13 @@ pub enum Event {
         /// Rate (0.02 for 2 %).
         rate: Decimal,
     },
+    /// A distributor's (or the platform's default) override is computed by a commission plan's bands.
+    OverridePlanAssigned {
+        /// Node id.
+        node: String,
+        /// Plan id.
+        plan: String,
+    },
     /// An exchange rate takes effect: from `effective`, one `from` is worth `rate` of `to`.
     ExchangeRateSet {
         /// Source currency.
@@ -206,6 +216,59 @@ pub enum Event {
         /// The period (a calendar month).
         period: Period,
     },
+    /// Invoice settings (issue delay, line grouping, progressive-billing thresholds) were set.
+    InvoiceSettingsSet {
+        /// The settings.
+        settings: InvoiceSettings,
+    },
+    /// A tax rule was added or replaced (by id).
+    TaxRuleSet {
+        /// The rule.
+        rule: TaxRule,
+    },
+    /// A tax rule was removed.
+    TaxRuleRemoved {
+        /// Its id.
+        id: String,
+    },
+    /// Chargeback settings (cost centres, shared costs, accounts) were set.
+    ChargebackSettingsSet {
+        /// The settings.
+        settings: ChargebackSettings,
+    },
+    /// A document was issued: its body (stored under [`crate::engine::INVOICE_DOCUMENT`]) hashes to `hash`.
+    DocumentIssued {
+        /// Its number: the issuer's next in sequence.
+        number: String,
+        /// What it is.
+        kind: DocumentKind,
+        /// The billing period.
+        period: Period,
+        /// The issuer.
+        issuer: String,
+        /// The buyer.
+        buyer: String,
+        /// SHA-256 of its JSON body, lowercase hex.
+        hash: String,
+        /// The invoice a credit or debit note corrects.
+        #[serde(default)]
+        corrects: Option<String>,
+    },
+    /// An invoice was voided by a credit note (issued in the same command).
+    InvoiceVoided {
+        /// The invoice.
+        number: String,
+        /// The credit note.
+        credit_note: String,
+    },
+    /// A change that takes effect inside a closed (invoiced) period, made on purpose: issued documents
+    /// stay as they are; re-rating the period issues credit or debit notes for the difference.
+    Correction {
+        /// Why.
+        reason: String,
+        /// The change.
+        event: Box<Event>,
+    },
 }
 
 /// The state events build: the channel and its commercial terms.
@@ -225,6 +288,16 @@ pub struct State {
     pub closed_periods: BTreeSet<Period>,
     /// How documents round amounts.
     pub rules: BillingRules,
+    /// Invoice settings.
+    pub invoice_settings: InvoiceSettings,
+    /// Tax rules.
+    pub taxes: TaxTable,
+    /// Chargeback settings.
+    pub chargeback: ChargebackSettings,
+    /// Issued documents by number.
+    pub issued: BTreeMap<String, IssuedDocument>,
+    /// The last number issued per issuer.
+    pub sequences: BTreeMap<String, Sequence>,
 }
 
 impl Default for State {
@@ -237,6 +310,11 @@ impl Default for State {
             ingest_policy: IngestPolicy::default(),
             closed_periods: BTreeSet::new(),
             rules: BillingRules::default(),
+            invoice_settings: InvoiceSettings::default(),
+            taxes: TaxTable::default(),
+            chargeback: ChargebackSettings::default(),
+            issued: BTreeMap::new(),
+            sequences: BTreeMap::new(),
         }
     }
 }
@@ -288,9 +366,32 @@ impl State {
     /// Apply an event recorded at `at`. An event that does not apply is refused with the reason and
     /// changes nothing.
     pub fn apply(&mut self, at: Instant, event: &Event) -> Result<(), CmsError> {
+        if let Event::Correction { reason, event } = event {
+            if reason.trim().is_empty() {
+                return Err(CmsError::InvalidValue {
+                    at: Location::field("correction", "reason"),
+                    text: reason.clone(),
+                    reason: "a correction needs a reason".into(),
+                });
+            }
+            if Self::effective_of(event).is_none() {
+                return Err(CmsError::InvalidValue {
+                    at: Location::whole("correction"),
+                    text: format!("{event:?}"),
+                    reason: "only dated changes (prices, moves, discounts, credits, exchange rates) are corrections"
+                        .into(),
+                });
+            }
+            return self.apply_unchecked(at, event);
+        }
         if let Some((effective, what)) = Self::effective_of(event) {
             self.check_open(effective, what)?;
         }
+        self.apply_unchecked(at, event)
+    }
+
+    /// Apply without the closed-period check.
+    fn apply_unchecked(&mut self, at: Instant, event: &Event) -> Result<(), CmsError> {
         match event {
             Event::NodeAdded { id, kind, parent, name } => {
                 if let Some(parent) = parent {
@@ -342,9 +443,36 @@ impl State {
             | Event::CommissionPlanPut { .. }
             | Event::CommissionPlanAssigned { .. }
             | Event::OverrideRateSet { .. }
+            | Event::OverridePlanAssigned { .. }
             | Event::ExchangeRateSet { .. } => self.apply_terms(event)?,
             Event::IngestPolicySet { policy } => self.ingest_policy = policy.clone(),
             Event::BillingRulesSet { rules } => self.rules = *rules,
+            Event::InvoiceSettingsSet { settings } => {
+                settings.validate()?;
+                self.invoice_settings = settings.clone();
+            }
+            Event::TaxRuleSet { rule } => {
+                rule.validate()?;
+                if let Some(issuer) = &rule.issuer {
+                    self.node_exists(issuer)?;
+                }
+                self.taxes.rules.insert(rule.id.clone(), rule.clone());
+            }
+            Event::TaxRuleRemoved { id } => {
+                if self.taxes.rules.remove(id).is_none() {
+                    return Err(CmsError::UnknownNode {
+                        kind: "tax rule".into(),
+                        id: id.clone(),
+                        context: None,
+                    });
+                }
+            }
+            Event::ChargebackSettingsSet { settings } => self.chargeback = settings.clone(),
+            Event::DocumentIssued { number, kind, period, issuer, buyer, hash, corrects } => {
+                self.apply_issued(at, number, *kind, *period, issuer, buyer, hash, corrects.as_deref())?;
+            }
+            Event::InvoiceVoided { number, credit_note } => self.apply_voided(number, credit_note)?,
+            Event::Correction { .. } => {}
             Event::PeriodClosed { period } => {
                 let month = Period::month(period.start.year(), period.start.month())?;
                 if month != *period {
@@ -412,6 +540,10 @@ impl State {
                     });
                 }
                 self.terms.set_override_rate(node, *rate);
+            }
+            Event::OverridePlanAssigned { node, plan } => {
+                self.node_exists(node)?;
+                self.terms.assign_override_plan(node, plan)?;
             }
             Event::ExchangeRateSet { from, to, effective, rate } => {
                 if rate.is_sign_negative() || rate.is_zero() {

@@ -9,6 +9,7 @@
 pub mod commercial;
 pub mod events;
 pub mod ingest;
+pub mod invoicing;
 pub mod queries;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use commercial::{ChainLevel, ChangeSetPreview, DRAFT_INVOICE, DraftChange, Impact, Reprocessed};
 pub use events::{Event, PLATFORM_ID, State};
 pub use ingest::{IngestPolicy, IngestSummary, RefusedRecord};
+pub use invoicing::{DocumentState, INVOICE_DOCUMENT, IssuedDocument, ListedDocument, document_number};
 pub use queries::NodeView;
 
 use crate::billing::{
@@ -120,6 +122,11 @@ impl<S: Store> Cms<S> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Close the engine, handing its store back.
+    pub fn into_store(self) -> S {
+        self.store
     }
 
     /// Check, persist, then apply one command, recorded as done by `principal` at `at`. Refused commands

@@ -230,6 +230,9 @@ pub struct BillingProfile {
     /// Days between issue and due date.
     #[serde(default = "default_payment_terms_days")]
     pub payment_terms_days: u32,
+    /// The tax jurisdiction it is invoiced in (tax rules name it); `None` inherits the nearest ancestor's.
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
 }
 
 impl Default for BillingProfile {
@@ -239,6 +242,7 @@ impl Default for BillingProfile {
             bill_to: None,
             currency: None,
             payment_terms_days: DEFAULT_PAYMENT_TERMS_DAYS,
+            jurisdiction: None,
         }
     }
 }
@@ -763,6 +767,13 @@ impl ChannelAttributes {
             .and_then(|bill_to| hierarchy.find(bill_to))
             .filter(|&target| hierarchy.is_in_subtree_at(buyer, target, at))
             .unwrap_or(buyer)
+    }
+
+    /// The tax jurisdiction of `node` at `at`: its own, else the nearest ancestor's, else `None`.
+    pub fn jurisdiction_of(&self, hierarchy: &Hierarchy, node: NodeIndex, at: Instant) -> Option<&str> {
+        hierarchy.ancestry_at(node, at).find_map(|current| {
+            self.billing.get(&hierarchy.node(current).id).and_then(|profile| profile.jurisdiction.as_deref())
+        })
     }
 
     /// The currency `node` is invoiced in at `at`: its own, else the nearest ancestor's as of `at`, else

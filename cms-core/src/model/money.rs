@@ -81,8 +81,10 @@ impl Default for Rounding {
     }
 }
 
-/// A currency: ISO 4217 code and the number of digits of its minor unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A currency: ISO 4217 code and the number of digits of its minor unit. Serialised as its code
+/// (`"USD"`); a currency of a non-standard minor unit as `{"code": "XYZ", "minor_unit": 4}`. Reads both, and
+/// the byte-array form of earlier stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency {
     code: [u8; 3],
     /// Digits of the minor unit (2 for USD and EUR, 0 for JPY, 3 for BHD).
@@ -124,6 +126,46 @@ impl Currency {
     }
 }
 
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if Self::from_code(self.code()).is_some_and(|standard| standard.minor_unit == self.minor_unit) {
+            return serializer.serialize_str(self.code());
+        }
+        let mut state = serializer.serialize_struct("Currency", 2)?;
+        state.serialize_field("code", self.code())?;
+        state.serialize_field("minor_unit", &self.minor_unit)?;
+        state.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Code {
+            Text(String),
+            Bytes([u8; 3]),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Code(String),
+            Full { code: Code, minor_unit: u32 },
+        }
+        let (code, minor_unit) = match Form::deserialize(deserializer)? {
+            Form::Code(code) => (code, None),
+            Form::Full { code: Code::Text(code), minor_unit } => (code, Some(minor_unit)),
+            Form::Full { code: Code::Bytes(bytes), minor_unit } => {
+                (String::from_utf8_lossy(&bytes).into_owned(), Some(minor_unit))
+            }
+        };
+        let currency = Self::from_code(&code)
+            .ok_or_else(|| serde::de::Error::custom(format!("bad currency code {code:?}")))?;
+        Ok(Self { minor_unit: minor_unit.unwrap_or(currency.minor_unit), ..currency })
+    }
+}
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
@@ -148,6 +190,22 @@ pub fn parse_decimal(text: &str) -> Option<Decimal> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn currencies_serialise_as_their_code_and_read_every_earlier_form() {
+        let usd = Currency::USD;
+        assert_eq!(serde_json::to_string(&usd).unwrap(), "\"USD\"");
+        let odd = Currency { minor_unit: 4, ..usd };
+        let text = serde_json::to_string(&odd).unwrap();
+        assert_eq!(text, r#"{"code":"USD","minor_unit":4}"#);
+        assert_eq!(serde_json::from_str::<Currency>(&text).unwrap(), odd);
+        assert_eq!(
+            serde_json::from_str::<Currency>(r#"{"code":[69,85,82],"minor_unit":2}"#).unwrap(),
+            Currency::EUR
+        );
+        assert_eq!(serde_json::from_str::<Currency>("\"jpy\"").unwrap().minor_unit, 0);
+        assert!(serde_json::from_str::<Currency>("\"EURO\"").is_err());
+    }
+
     use proptest::prelude::*;
 
     use super::*;

@@ -34,6 +34,10 @@ pub struct CommercialTerms {
     pub commission_assignments: HashMap<String, String>,
     /// Node id (a distributor, or the platform as the default) -> override rate (0.02 for 2 %).
     pub override_rates: HashMap<String, Decimal>,
+    /// Node id (a distributor, or the platform as the default) -> the commission plan whose bands give its
+    /// override on its network's revenue (instead of a flat rate).
+    #[serde(default)]
+    pub override_plans: HashMap<String, String>,
     /// Dated exchange rates.
     #[serde(default)]
     pub fx: FxTable,
@@ -43,6 +47,45 @@ pub struct CommercialTerms {
     /// Credits by id.
     #[serde(default)]
     pub credits: BTreeMap<String, Credit>,
+}
+
+/// How a distributor's override is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverrideBasis<'a> {
+    /// Bands of a commission plan on the network's revenue.
+    Plan(&'a CommissionPlan),
+    /// A flat rate of the network's revenue.
+    Rate(Decimal),
+}
+
+impl OverrideBasis<'_> {
+    /// The exact override of `base` (bands applied to its size, signed like it) and the bands applied.
+    pub fn exact(&self, base: Decimal) -> Result<(Decimal, Vec<crate::model::tiers::BandAmount>), CmsError> {
+        match self {
+            Self::Rate(rate) => Ok((crate::model::tiers::checked_mul(*rate, base)?, Vec::new())),
+            Self::Plan(plan) => {
+                let bands = plan.bands.breakdown(base.abs())?;
+                let size: Decimal = bands.iter().map(|band| band.amount).sum();
+                Ok((if base.is_sign_negative() { -size } else { size }, bands))
+            }
+        }
+    }
+
+    /// The flat rate, if it is one.
+    pub fn rate(&self) -> Option<Decimal> {
+        match self {
+            Self::Rate(rate) => Some(*rate),
+            Self::Plan(_) => None,
+        }
+    }
+
+    /// The plan's id, if it is one.
+    pub fn plan(&self) -> Option<&str> {
+        match self {
+            Self::Plan(plan) => Some(&plan.id),
+            Self::Rate(_) => None,
+        }
+    }
 }
 
 /// Exchange rates with the instant each takes effect: `1 from = rate to`.
@@ -122,6 +165,32 @@ impl CommercialTerms {
         hierarchy.ancestry(node).find_map(|current| {
             self.commission_plans.get(self.commission_assignments.get(&hierarchy.node(current).id)?)
         })
+    }
+
+    /// How a distributor's override is computed: the nearest level (the distributor, then its ancestors)
+    /// with an override plan or rate decides; at one level a plan wins over a rate.
+    pub fn override_basis(&self, hierarchy: &Hierarchy, distributor: NodeIndex) -> Option<OverrideBasis<'_>> {
+        hierarchy.ancestry(distributor).find_map(|current| {
+            let id = &hierarchy.node(current).id;
+            self.override_plans
+                .get(id)
+                .and_then(|plan| self.commission_plans.get(plan))
+                .map(OverrideBasis::Plan)
+                .or_else(|| self.override_rates.get(id).copied().map(OverrideBasis::Rate))
+        })
+    }
+
+    /// Assign the commission plan whose bands give a distributor's override (or the platform default).
+    pub fn assign_override_plan(&mut self, node: &str, plan: &str) -> Result<(), CmsError> {
+        if !self.commission_plans.contains_key(plan) {
+            return Err(CmsError::UnknownNode {
+                kind: "commission plan".into(),
+                id: plan.into(),
+                context: None,
+            });
+        }
+        self.override_plans.insert(node.to_owned(), plan.to_owned());
+        Ok(())
     }
 
     /// The override rate of a distributor, own or the platform's.
