@@ -720,3 +720,49 @@ fn a_distributor_override_can_follow_a_plans_bands_instead_of_a_flat_rate() {
     let unknown = Event::OverridePlanAssigned { node: "northwind".into(), plan: "nope".into() };
     assert_eq!(cms.execute(&operator(), utc(11, 2, 0), &unknown).unwrap_err().code(), "unknown_node");
 }
+
+#[test]
+fn showback_and_chargeback_on_the_engine_allocate_shared_costs_exactly() {
+    use cms_core::billing::chargeback::{AllocationMethod, ChargebackSettings, SharedCost, SharedSource};
+    let mut cms = setup();
+    let mut settings = ChargebackSettings::default();
+    settings.cost_centres.insert("t1".into(), "CC-100".into());
+    settings.cost_centres.insert("s1".into(), "CC-101".into());
+    settings.shared.push(SharedCost {
+        id: "ops".into(),
+        name: "Platform operations".into(),
+        source: SharedSource::Amount { amount: dec("100.00"), currency: Currency::USD },
+        method: AllocationMethod::Even,
+        targets: Vec::new(),
+    });
+    cms.execute(&operator(), utc(9, 2, 0), &Event::ChargebackSettingsSet { settings }).unwrap();
+    october_usage(&mut cms);
+    let showback = cms.showback(&operator(), october()).unwrap();
+    // 100.00 over three departments: 33.34 (the first by id), 33.33, 33.33.
+    let totals: Vec<(&str, Decimal)> = showback
+        .departments
+        .iter()
+        .map(|department| (department.tenant.as_str(), department.total))
+        .collect();
+    assert_eq!(totals, [("t1", dec("86.22")), ("t2", dec("133.33")), ("t3", dec("53.33"))]);
+    assert_eq!(showback.departments[0].cost_centre.as_deref(), Some("CC-100"));
+    assert_eq!(showback.departments[0].projects[0].cost_centre.as_deref(), Some("CC-101"));
+    // 52.88 + 100.00 + 20.00 invoiced + 100.00 overhead.
+    assert_eq!(showback.total, dec("272.88"));
+    let journal = cms.chargeback_journal(&operator(), october()).unwrap();
+    let debits: Decimal = journal.iter().map(|line| line.debit).sum();
+    let credits: Decimal = journal.iter().map(|line| line.credit).sum();
+    assert_eq!((debits, credits), (dec("272.88"), dec("272.88")));
+    // Settings naming an unknown department are refused when set.
+    let mut bad = ChargebackSettings::default();
+    bad.shared.push(SharedCost {
+        id: "x".into(),
+        name: "x".into(),
+        source: SharedSource::Amount { amount: dec("1"), currency: Currency::USD },
+        method: AllocationMethod::Even,
+        targets: vec!["nobody".into()],
+    });
+    assert!(
+        cms.execute(&operator(), utc(11, 1, 0), &Event::ChargebackSettingsSet { settings: bad }).is_err()
+    );
+}

@@ -561,7 +561,7 @@ fn split(
 }
 
 /// Refuse settings that cannot be applied, naming the shared cost and the value at fault.
-fn check_settings(hierarchy: &Hierarchy, settings: &ChargebackSettings) -> Result<(), CmsError> {
+pub fn check_settings(hierarchy: &Hierarchy, settings: &ChargebackSettings) -> Result<(), CmsError> {
     let mut ids = BTreeSet::new();
     let mut subscriptions = BTreeSet::new();
     for (index, shared) in settings.shared.iter().enumerate() {

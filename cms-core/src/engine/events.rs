@@ -467,7 +467,10 @@ impl State {
                     });
                 }
             }
-            Event::ChargebackSettingsSet { settings } => self.chargeback = settings.clone(),
+            Event::ChargebackSettingsSet { settings } => {
+                crate::billing::chargeback::check_settings(&self.hierarchy, settings)?;
+                self.chargeback = settings.clone();
+            }
             Event::DocumentIssued { number, kind, period, issuer, buyer, hash, corrects } => {
                 self.apply_issued(at, number, *kind, *period, issuer, buyer, hash, corrects.as_deref())?;
             }
