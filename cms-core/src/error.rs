@@ -302,6 +302,38 @@ pub enum CmsError {
         /// What the store said.
         message: String,
     },
+    /// Another writer committed first: nothing was written; refresh and retry.
+    #[error("conflict: {what}")]
+    Conflict {
+        /// What collided.
+        what: String,
+    },
+    /// The principal may see the object but holds no role that allows the action there.
+    #[error("forbidden: {principal} may not {action} at {scope}")]
+    Forbidden {
+        /// The principal's id.
+        principal: String,
+        /// The action.
+        action: String,
+        /// Where.
+        scope: String,
+    },
+    /// A governance policy refuses the command.
+    #[error("refused by policy {policy}: {reason}")]
+    PolicyRefused {
+        /// The policy.
+        policy: String,
+        /// Why.
+        reason: String,
+    },
+    /// The audit trail or a document does not verify.
+    #[error("audit trail broken at record {seq}: {reason}")]
+    AuditBroken {
+        /// The first broken record.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 fn context_suffix(context: Option<&Location>) -> String {
@@ -338,6 +370,10 @@ impl CmsError {
             Self::UsageApi { .. } => "usage_api",
             Self::Auth { .. } => "auth",
             Self::Store { .. } => "store",
+            Self::Conflict { .. } => "conflict",
+            Self::Forbidden { .. } => "forbidden",
+            Self::PolicyRefused { .. } => "policy_refused",
+            Self::AuditBroken { .. } => "audit_broken",
         }
     }
 
@@ -369,7 +405,11 @@ impl CmsError {
             | Self::Http { .. }
             | Self::UsageApi { .. }
             | Self::Auth { .. }
-            | Self::Store { .. } => None,
+            | Self::Store { .. }
+            | Self::Conflict { .. }
+            | Self::Forbidden { .. }
+            | Self::PolicyRefused { .. }
+            | Self::AuditBroken { .. } => None,
         }
     }
 
@@ -402,7 +442,11 @@ impl CmsError {
             | Self::Http { .. }
             | Self::UsageApi { .. }
             | Self::Auth { .. }
-            | Self::Store { .. } => None,
+            | Self::Store { .. }
+            | Self::Conflict { .. }
+            | Self::Forbidden { .. }
+            | Self::PolicyRefused { .. }
+            | Self::AuditBroken { .. } => None,
         }
     }
 
@@ -434,6 +478,10 @@ impl CmsError {
         "usage_api",
         "auth",
         "store",
+        "conflict",
+        "forbidden",
+        "policy_refused",
+        "audit_broken",
     ];
 }
 

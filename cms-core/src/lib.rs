@@ -12,13 +12,15 @@
 //! - [`formats`]: CSV and Usage API parsing, month-end outputs;
 //! - [`rating`]: dedupe and monthly quantities (the mergeable accumulator);
 //! - [`billing`]: invoices, commissions, overrides;
-//! - [`engine`]: the facade that applies commands and runs month-end on a store.
+//! - [`engine`]: the facade that applies commands and runs month-end on a store;
+//! - [`governance`]: roles and permissions, policies, the hash-chained audit trail.
 #![forbid(unsafe_code)]
 
 pub mod billing;
 pub mod engine;
 pub mod error;
 pub mod formats;
+pub mod governance;
 pub mod model;
 pub mod rating;
 pub mod source;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Event;
 use crate::error::CmsError;
+use crate::governance::audit::{AuditHead, AuditRecord};
 use crate::model::time::{Instant, Period};
 use crate::model::usage::{UsageKey, UsageRecord};
 use crate::source::Checkpoint;
@@ -68,14 +69,68 @@ pub struct Document {
     pub body: String,
 }
 
+/// One command's writes, committed together or not at all.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit<'a> {
+    /// Who.
+    pub actor: &'a str,
+    /// When.
+    pub at: Instant,
+    /// Events to append (numbered after the last one stored).
+    pub events: &'a [Event],
+    /// New documents (issued invoices): refused with [`CmsError::Conflict`] if one of the same kind and key
+    /// is stored already.
+    pub documents: &'a [Document],
+    /// The command's audit record. It must extend the stored chain (its `seq` the head's + 1, its `prev` the
+    /// head's hash) and name exactly the event numbers this commit gives; otherwise another writer got
+    /// there first and the commit is refused with [`CmsError::Conflict`], changing nothing.
+    pub audit: Option<&'a AuditRecord>,
+}
+
+/// Check that `audit` extends `head` and names the events `first..first + count`.
+pub fn check_extends(audit: &AuditRecord, head: &AuditHead, first: u64, count: u64) -> Result<(), CmsError> {
+    let events = (count > 0).then(|| (first, first + count - 1));
+    if audit.seq != head.seq + 1 || audit.prev != head.hash || audit.events != events {
+        return Err(CmsError::Conflict {
+            what: format!(
+                "audit record {} (events {:?}) after head {} (next event {first})",
+                audit.seq, audit.events, head.seq
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Persistence for the engine.
 pub trait Store {
-    /// Append events in one transaction, recorded by `actor` at `at`; returns the sequence number of the
-    /// last one (1-based; the current last when `events` is empty).
-    fn append_events(&mut self, actor: &str, at: Instant, events: &[Event]) -> Result<u64, CmsError>;
+    /// Commit one command's events, documents and audit record in one transaction; returns the sequence
+    /// number of the last event (1-based; the current last when there are none).
+    fn commit(&mut self, commit: &Commit<'_>) -> Result<u64, CmsError>;
+
+    /// Append events in one transaction, recorded by `actor` at `at`, without an audit record; returns the
+    /// sequence number of the last one (1-based; the current last when `events` is empty).
+    fn append_events(&mut self, actor: &str, at: Instant, events: &[Event]) -> Result<u64, CmsError> {
+        self.commit(&Commit { actor, at, events, documents: &[], audit: None })
+    }
 
     /// Every event, in append order.
     fn events(&self) -> Result<Vec<EventRecord>, CmsError>;
+
+    /// The events after `seq`, in order (what another writer appended since).
+    fn events_after(&self, seq: u64) -> Result<Vec<EventRecord>, CmsError> {
+        Ok(self.events()?.into_iter().filter(|record| record.seq > seq).collect())
+    }
+
+    /// Every audit record, in chain order.
+    fn audit_records(&self) -> Result<Vec<AuditRecord>, CmsError>;
+
+    /// The last audit record's number and hash.
+    fn audit_head(&self) -> Result<AuditHead, CmsError> {
+        Ok(self.audit_records()?.last().map_or_else(AuditHead::genesis, |record| AuditHead {
+            seq: record.seq,
+            hash: record.hash.clone(),
+        }))
+    }
 
     /// Store documents in one transaction, each replacing the one of the same kind and key.
     fn put_documents(&mut self, documents: &[Document]) -> Result<(), CmsError>;
@@ -90,7 +145,23 @@ pub trait Store {
         &mut self,
         records: &[UsageRecord],
         checkpoint: Option<&Checkpoint>,
+    ) -> Result<UsageWrite, CmsError> {
+        self.put_usage_audited(records, checkpoint, None)
+    }
+
+    /// [`Store::put_usage`] with the ingestion's audit record in the same transaction (checked as in
+    /// [`Commit::audit`], naming no events).
+    fn put_usage_audited(
+        &mut self,
+        records: &[UsageRecord],
+        checkpoint: Option<&Checkpoint>,
+        audit: Option<&AuditRecord>,
     ) -> Result<UsageWrite, CmsError>;
+
+    /// Delete the raw usage records whose usage start lies in `period` (retention), with the purge's audit
+    /// record (checked as in [`Commit::audit`], naming no events) in the same transaction; returns how
+    /// many were deleted.
+    fn purge_usage(&mut self, period: &Period, audit: Option<&AuditRecord>) -> Result<u64, CmsError>;
 
     /// Every checkpoint, one per (region, subscriber).
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError>;
@@ -136,6 +207,7 @@ pub fn same_values(stored: &UsageRecord, incoming: &UsageRecord) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     events: Vec<EventRecord>,
+    audit: Vec<AuditRecord>,
     documents: BTreeMap<(String, String), Document>,
     usage: BTreeMap<UsageKey, UsageRecord>,
     checkpoints: BTreeMap<(String, Option<String>), Checkpoint>,
@@ -148,13 +220,48 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    fn head(&self) -> AuditHead {
+        self.audit.last().map_or_else(AuditHead::genesis, |record| AuditHead {
+            seq: record.seq,
+            hash: record.hash.clone(),
+        })
+    }
+}
+
 impl Store for MemoryStore {
-    fn append_events(&mut self, actor: &str, at: Instant, events: &[Event]) -> Result<u64, CmsError> {
-        for event in events {
+    fn commit(&mut self, commit: &Commit<'_>) -> Result<u64, CmsError> {
+        let first = self.events.len() as u64 + 1;
+        if let Some(audit) = commit.audit {
+            check_extends(audit, &self.head(), first, commit.events.len() as u64)?;
+        }
+        if let Some(taken) = commit
+            .documents
+            .iter()
+            .find(|document| self.documents.contains_key(&(document.kind.clone(), document.key.clone())))
+        {
+            return Err(CmsError::Conflict { what: format!("document {} {} exists", taken.kind, taken.key) });
+        }
+        for event in commit.events {
             let seq = self.events.len() as u64 + 1;
-            self.events.push(EventRecord { seq, actor: actor.to_owned(), at, event: event.clone() });
+            self.events.push(EventRecord {
+                seq,
+                actor: commit.actor.to_owned(),
+                at: commit.at,
+                event: event.clone(),
+            });
+        }
+        for document in commit.documents {
+            self.documents.insert((document.kind.clone(), document.key.clone()), document.clone());
+        }
+        if let Some(audit) = commit.audit {
+            self.audit.push(audit.clone());
         }
         Ok(self.events.len() as u64)
+    }
+
+    fn audit_records(&self) -> Result<Vec<AuditRecord>, CmsError> {
+        Ok(self.audit.clone())
     }
 
     fn events(&self) -> Result<Vec<EventRecord>, CmsError> {
@@ -177,11 +284,16 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn put_usage(
+    fn put_usage_audited(
         &mut self,
         records: &[UsageRecord],
         checkpoint: Option<&Checkpoint>,
+        audit: Option<&AuditRecord>,
     ) -> Result<UsageWrite, CmsError> {
+        if let Some(audit) = audit {
+            check_extends(audit, &self.head(), self.events.len() as u64 + 1, 0)?;
+            self.audit.push(audit.clone());
+        }
         let mut write = UsageWrite::default();
         if let Some(checkpoint) = checkpoint {
             self.checkpoints
@@ -206,6 +318,16 @@ impl Store for MemoryStore {
             }
         }
         Ok(write)
+    }
+
+    fn purge_usage(&mut self, period: &Period, audit: Option<&AuditRecord>) -> Result<u64, CmsError> {
+        if let Some(audit) = audit {
+            check_extends(audit, &self.head(), self.events.len() as u64 + 1, 0)?;
+            self.audit.push(audit.clone());
+        }
+        let before = self.usage.len();
+        self.usage.retain(|_, record| !period.contains(record.start));
+        Ok((before - self.usage.len()) as u64)
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError> {

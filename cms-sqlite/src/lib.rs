@@ -72,16 +72,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use cms_core::CmsError;
-use cms_core::engine::Event;
+use cms_core::governance::audit::{AuditHead, AuditRecord};
 use cms_core::model::time::{Instant, Period};
 use cms_core::model::usage::{UsageKey, UsageRecord};
 use cms_core::source::Checkpoint;
-use cms_core::store::{Document, EventRecord, Store, StoredCorrection, UsageWrite, same_values};
+use cms_core::store::{
+    Commit, Document, EventRecord, Store, StoredCorrection, UsageWrite, check_extends, same_values,
+};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::codec::{
     KeyColumns, OrStore, RECORD_COLUMNS, ValueColumns, checkpoint_columns, checkpoint_of_row,
-    instant_of_nanos, instant_of_text, period_nanos, record_of_row, text_of,
+    instant_of_nanos, instant_of_text, nanos_of, period_nanos, record_of_row, text_of,
 };
 
 /// How long a call waits for a lock another connection holds before it fails.
@@ -172,6 +174,9 @@ impl SqliteStore {
 
 const INSERT_EVENT: &str = "INSERT INTO events (seq, actor, at, event) VALUES (?1, ?2, ?3, ?4)";
 
+const INSERT_DOCUMENT: &str =
+    "INSERT INTO documents (kind, key, body) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO NOTHING";
+
 const UPSERT_DOCUMENT: &str = "INSERT INTO documents (kind, key, body) VALUES (?1, ?2, ?3) \
      ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body";
 
@@ -194,52 +199,82 @@ const KEY_MATCHES: &str = "subscription_folded = ?1 AND meter = ?2 AND start_ns 
      AND resource_uri_folded = ?5";
 
 impl Store for SqliteStore {
-    fn append_events(&mut self, actor: &str, at: Instant, events: &[Event]) -> Result<u64, CmsError> {
-        let at_text = text_of(at).or_store(|| format!("append events of {actor}"))?;
-        let transaction = self.begin("append events")?;
+    fn commit(&mut self, commit: &Commit<'_>) -> Result<u64, CmsError> {
+        let actor = commit.actor;
+        let at_text = text_of(commit.at).or_store(|| format!("commit of {actor}"))?;
+        let transaction = self.begin("commit")?;
         let last: i64 = transaction
             .query_row("SELECT ifnull(max(seq), 0) FROM events", [], |row| row.get(0))
-            .or_store(|| "append events: read the last sequence number".into())?;
+            .or_store(|| "commit: read the last sequence number".into())?;
+        let last = u64::try_from(last).or_store(|| "commit: the last sequence number".into())?;
+        if let Some(audit) = commit.audit {
+            check_extends(audit, &read_head(&transaction)?, last + 1, commit.events.len() as u64)?;
+            append_audit(&transaction, audit)?;
+        }
         {
             let mut insert =
-                transaction.prepare_cached(INSERT_EVENT).or_store(|| "append events: prepare".into())?;
-            for (seq, event) in (last + 1..).zip(events) {
+                transaction.prepare_cached(INSERT_EVENT).or_store(|| "commit: prepare".into())?;
+            for (seq, event) in (last + 1..).zip(commit.events) {
+                let seq = i64::try_from(seq).or_store(|| format!("event {seq}: sequence number"))?;
                 let json =
                     serde_json::to_string(event).or_store(|| format!("append event {seq}: as JSON"))?;
                 insert
                     .execute(params![seq, actor, at_text, json])
                     .or_store(|| format!("append event {seq} of {actor}"))?;
             }
+            let mut insert_document =
+                transaction.prepare_cached(INSERT_DOCUMENT).or_store(|| "commit: prepare".into())?;
+            for document in commit.documents {
+                let inserted = insert_document
+                    .execute(params![document.kind, document.key, document.body])
+                    .or_store(|| format!("insert document {} {}", document.kind, document.key))?;
+                if inserted == 0 {
+                    return Err(CmsError::Conflict {
+                        what: format!("document {} {} exists", document.kind, document.key),
+                    });
+                }
+            }
         }
-        transaction.commit().or_store(|| "append events: commit".into())?;
-        let last = u64::try_from(last).or_store(|| "append events: the last sequence number".into())?;
-        Ok(last + events.len() as u64)
+        transaction.commit().or_store(|| "commit".into())?;
+        Ok(last + commit.events.len() as u64)
+    }
+
+    fn events_after(&self, seq: u64) -> Result<Vec<EventRecord>, CmsError> {
+        let seq = i64::try_from(seq).or_store(|| "read events: sequence number".into())?;
+        read_events(
+            &self.connection,
+            "SELECT seq, actor, at, event FROM events WHERE seq > ?1 ORDER BY seq",
+            seq,
+        )
+    }
+
+    fn audit_records(&self) -> Result<Vec<AuditRecord>, CmsError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT seq, record FROM audit ORDER BY seq")
+            .or_store(|| "read the audit trail: prepare".into())?;
+        let mut rows = statement.query([]).or_store(|| "read the audit trail".into())?;
+        let mut records = Vec::new();
+        while let Some(row) = rows.next().or_store(|| "read the audit trail".into())? {
+            let seq: i64 = row.get(0).or_store(|| "read the audit trail: seq".into())?;
+            let text: String = row.get(1).or_store(|| format!("read audit record {seq}"))?;
+            records.push(
+                serde_json::from_str(&text).or_store(|| format!("audit record {seq} is not a record"))?,
+            );
+        }
+        Ok(records)
+    }
+
+    fn audit_head(&self) -> Result<AuditHead, CmsError> {
+        read_head(&self.connection)
     }
 
     fn events(&self) -> Result<Vec<EventRecord>, CmsError> {
-        let mut statement = self
-            .connection
-            .prepare_cached("SELECT seq, actor, at, event FROM events ORDER BY seq")
-            .or_store(|| "read events: prepare".into())?;
-        let mut rows = statement.query([]).or_store(|| "read events".into())?;
-        let mut events = Vec::new();
-        while let Some(row) = rows.next().or_store(|| "read events".into())? {
-            let seq: i64 = row.get(0).or_store(|| "read events: sequence number".into())?;
-            let read = || -> Result<EventRecord, String> {
-                let get_error = |error: rusqlite::Error| error.to_string();
-                let at: String = row.get(2).map_err(get_error)?;
-                let event: String = row.get(3).map_err(get_error)?;
-                Ok(EventRecord {
-                    seq: u64::try_from(seq).map_err(|error| error.to_string())?,
-                    actor: row.get(1).map_err(get_error)?,
-                    at: instant_of_text(&at)?,
-                    event: serde_json::from_str(&event)
-                        .map_err(|error| format!("bad event {event}: {error}"))?,
-                })
-            };
-            events.push(read().or_store(|| format!("read event {seq}"))?);
-        }
-        Ok(events)
+        read_events(
+            &self.connection,
+            "SELECT seq, actor, at, event FROM events WHERE seq > ?1 ORDER BY seq",
+            0,
+        )
     }
 
     fn put_documents(&mut self, documents: &[Document]) -> Result<(), CmsError> {
@@ -275,12 +310,21 @@ impl Store for SqliteStore {
         Ok(documents)
     }
 
-    fn put_usage(
+    fn put_usage_audited(
         &mut self,
         records: &[UsageRecord],
         checkpoint: Option<&Checkpoint>,
+        audit: Option<&AuditRecord>,
     ) -> Result<UsageWrite, CmsError> {
         let transaction = self.begin("put usage")?;
+        if let Some(audit) = audit {
+            let last: i64 = transaction
+                .query_row("SELECT ifnull(max(seq), 0) FROM events", [], |row| row.get(0))
+                .or_store(|| "put usage: read the last sequence number".into())?;
+            let last = u64::try_from(last).or_store(|| "put usage: the last sequence number".into())?;
+            check_extends(audit, &read_head(&transaction)?, last + 1, 0)?;
+            append_audit(&transaction, audit)?;
+        }
         if let Some(checkpoint) = checkpoint {
             put_checkpoint(&transaction, checkpoint)?;
         }
@@ -293,6 +337,25 @@ impl Store for SqliteStore {
         }
         transaction.commit().or_store(|| "put usage: commit".into())?;
         Ok(write)
+    }
+
+    fn purge_usage(&mut self, period: &Period, audit: Option<&AuditRecord>) -> Result<u64, CmsError> {
+        let bound = |at: Instant| nanos_of(at).or_store(|| format!("purge usage of {period}"));
+        let (start, end) = (bound(period.start)?, bound(period.end)?);
+        let transaction = self.begin("purge usage")?;
+        if let Some(audit) = audit {
+            let last: i64 = transaction
+                .query_row("SELECT ifnull(max(seq), 0) FROM events", [], |row| row.get(0))
+                .or_store(|| "purge usage: read the last sequence number".into())?;
+            let last = u64::try_from(last).or_store(|| "purge usage: the last sequence number".into())?;
+            check_extends(audit, &read_head(&transaction)?, last + 1, 0)?;
+            append_audit(&transaction, audit)?;
+        }
+        let deleted = transaction
+            .execute("DELETE FROM usage WHERE start_ns >= ?1 AND start_ns < ?2", params![start, end])
+            .or_store(|| format!("purge usage of {period}"))?;
+        transaction.commit().or_store(|| format!("purge usage of {period}: commit"))?;
+        Ok(deleted as u64)
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError> {
@@ -502,4 +565,66 @@ impl<'t> UsageWriter<'t> {
         });
         Ok(())
     }
+}
+
+/// Read event rows (`seq, actor, at, event`) of a query with one integer parameter.
+fn read_events(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    after: i64,
+) -> Result<Vec<EventRecord>, CmsError> {
+    let mut statement = connection.prepare_cached(sql).or_store(|| "read events: prepare".into())?;
+    let mut rows = statement.query([after]).or_store(|| "read events".into())?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().or_store(|| "read events".into())? {
+        let seq: i64 = row.get(0).or_store(|| "read events: sequence number".into())?;
+        let read = || -> Result<EventRecord, String> {
+            let get_error = |error: rusqlite::Error| error.to_string();
+            let at: String = row.get(2).map_err(get_error)?;
+            let event: String = row.get(3).map_err(get_error)?;
+            Ok(EventRecord {
+                seq: u64::try_from(seq).map_err(|error| error.to_string())?,
+                actor: row.get(1).map_err(get_error)?,
+                at: instant_of_text(&at)?,
+                event: serde_json::from_str(&event).map_err(|error| format!("bad event {event}: {error}"))?,
+            })
+        };
+        events.push(
+            read().map_err(|message| CmsError::Store { message: format!("read event {seq}: {message}") })?,
+        );
+    }
+    Ok(events)
+}
+
+/// The audit head row (genesis when there is none).
+fn read_head(connection: &rusqlite::Connection) -> Result<AuditHead, CmsError> {
+    let head = connection
+        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })
+        .optional()
+        .or_store(|| "read the audit head".into())?;
+    match head {
+        None => Ok(AuditHead::genesis()),
+        Some((seq, hash)) => {
+            Ok(AuditHead { seq: u64::try_from(seq).or_store(|| "the audit head".into())?, hash })
+        }
+    }
+}
+
+/// Insert an audit record and move the head to it.
+fn append_audit(connection: &rusqlite::Connection, audit: &AuditRecord) -> Result<(), CmsError> {
+    let seq = i64::try_from(audit.seq).or_store(|| "audit record number".into())?;
+    let json = serde_json::to_string(audit).or_store(|| format!("audit record {seq}: as JSON"))?;
+    connection
+        .execute("INSERT INTO audit (seq, record) VALUES (?1, ?2)", params![seq, json])
+        .or_store(|| format!("append audit record {seq}"))?;
+    connection
+        .execute(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            params![seq, audit.hash],
+        )
+        .or_store(|| format!("move the audit head to {seq}"))?;
+    Ok(())
 }

@@ -26,8 +26,10 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only: a published script never changes.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("migrations/0001_initial.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("migrations/0001_initial.sql") },
+    Migration { version: 2, name: "audit", sql: include_str!("migrations/0002_audit.sql") },
+];
 
 /// The schema version this crate writes and reads: the version of the last migration.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;

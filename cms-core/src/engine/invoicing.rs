@@ -23,7 +23,9 @@ use crate::billing::invoice::{
 };
 use crate::billing::statements::{CommissionReport, commission_report};
 use crate::billing::{BillingRules, Invoice, MonthEndReport};
-use crate::engine::{CLOSED_MONTH_END, Cms, Event, Principal, State};
+use std::collections::BTreeMap;
+
+use crate::engine::{CLOSED_MONTH_END, Cms, Event, Planned, Principal, State};
 use crate::error::{CmsError, Location};
 use crate::model::hierarchy::NodeKind;
 use crate::model::time::{Instant, Period};
@@ -368,8 +370,8 @@ impl<S: Store> Cms<S> {
         if !self.state.closed_periods.contains(&period) {
             self.close_period(principal, at, period)?;
         }
-        let drafts = self.preview_invoices(principal, period, buyers)?;
-        self.issue_documents(principal, at, drafts, |_| Vec::new())
+        let make = |cms: &Self| cms.preview_invoices(principal, period, buyers);
+        self.issue_with(principal, at, "issue_invoices", &period.to_string(), &make, &|_| Vec::new())
     }
 
     /// Void an issued invoice with a credit note cancelling it whole; returns the credit note. The
@@ -381,22 +383,24 @@ impl<S: Store> Cms<S> {
         number: &str,
         reason: &str,
     ) -> Result<InvoiceDocument, CmsError> {
-        let (issued, document) = self.issued_document(principal, number)?;
-        if !matches!(issued.kind, DocumentKind::Invoice | DocumentKind::Interim) {
-            return Err(refuse(&format!("void of {number}"), number, "only invoices are voided"));
-        }
-        if reason.trim().is_empty() {
-            return Err(refuse(&format!("void of {number}"), reason, "a void needs a reason"));
-        }
-        let note = cancelling(&document, reason);
-        let number = number.to_owned();
-        let mut issued = self.issue_documents(principal, at, vec![note], |notes| {
+        let make = |cms: &Self| {
+            let (issued, document) = cms.issued_document(principal, number)?;
+            if !matches!(issued.kind, DocumentKind::Invoice | DocumentKind::Interim) {
+                return Err(refuse(&format!("void of {number}"), number, "only invoices are voided"));
+            }
+            if reason.trim().is_empty() {
+                return Err(refuse(&format!("void of {number}"), reason, "a void needs a reason"));
+            }
+            Ok(vec![cancelling(&document, reason)])
+        };
+        let then = |notes: &[InvoiceDocument]| {
             notes
                 .iter()
                 .filter_map(|note| note.number.clone())
-                .map(|credit_note| Event::InvoiceVoided { number: number.clone(), credit_note })
+                .map(|credit_note| Event::InvoiceVoided { number: number.to_owned(), credit_note })
                 .collect()
-        })?;
+        };
+        let mut issued = self.issue_with(principal, at, "void_invoice", number, &make, &then)?;
         issued.pop().ok_or_else(|| CmsError::Store { message: "credit note not issued".into() })
     }
 
@@ -410,6 +414,28 @@ impl<S: Store> Cms<S> {
         period: Period,
         reason: &str,
     ) -> Result<Vec<InvoiceDocument>, CmsError> {
+        if self.state.closed_periods.contains(&period) {
+            // The frozen month-end becomes the re-rated one: drafts not issued yet bill the new figures.
+            let report = self.month_end_in(self.billing_context(), period, self.state.rules)?;
+            let body = serde_json::to_string(&report)
+                .map_err(|error| CmsError::Store { message: format!("month-end of {period}: {error}") })?;
+            self.store.put_documents(&[Document {
+                kind: CLOSED_MONTH_END.into(),
+                key: period.to_string(),
+                body,
+            }])?;
+        }
+        let make = |cms: &Self| cms.rerate_notes(principal, period, reason);
+        self.issue_with(principal, at, "rerate", &period.to_string(), &make, &|_| Vec::new())
+    }
+
+    /// The credit and debit notes re-rating `period` gives now.
+    fn rerate_notes(
+        &self,
+        principal: &Principal,
+        period: Period,
+        reason: &str,
+    ) -> Result<Vec<InvoiceDocument>, CmsError> {
         if !self.state.closed_periods.contains(&period) {
             return Err(refuse(
                 &format!("re-rating of {period}"),
@@ -417,12 +443,13 @@ impl<S: Store> Cms<S> {
                 "only closed periods are re-rated",
             ));
         }
+        if reason.trim().is_empty() {
+            return Err(refuse(&format!("re-rating of {period}"), reason, "a re-rating needs a reason"));
+        }
         let report = self.month_end_in(self.billing_context(), period, self.state.rules)?;
-        let mut notes = Vec::new();
         // Per (issuer, buyer): the live document a note corrects, the invoice if there is one, else the
         // latest interim invoice (interim ones may have billed everything).
-        let mut corrected: std::collections::BTreeMap<(String, String), IssuedDocument> =
-            std::collections::BTreeMap::new();
+        let mut corrected: BTreeMap<(String, String), IssuedDocument> = BTreeMap::new();
         for issued in self.state.issued.values().filter(|issued| {
             issued.period == period
                 && matches!(issued.kind, DocumentKind::Invoice | DocumentKind::Interim)
@@ -438,6 +465,7 @@ impl<S: Store> Cms<S> {
                 corrected.insert(key, issued.clone());
             }
         }
+        let mut notes = Vec::new();
         for invoice in corrected.into_values() {
             let billed = self.billed(period, &invoice.issuer, &invoice.buyer)?;
             let Some((_, issued_body)) = billed.iter().find(|(issued, _)| issued.number == invoice.number)
@@ -472,14 +500,7 @@ impl<S: Store> Cms<S> {
             note.reason = Some(reason.to_owned());
             notes.push(note);
         }
-        let body = serde_json::to_string(&report)
-            .map_err(|error| CmsError::Store { message: format!("month-end of {period}: {error}") })?;
-        self.store.put_documents(&[Document {
-            kind: CLOSED_MONTH_END.into(),
-            key: period.to_string(),
-            body,
-        }])?;
-        self.issue_documents(principal, at, notes, |_| Vec::new())
+        Ok(notes)
     }
 
     /// Progressive billing at `at`: in the open period containing it, every tenant with a threshold whose
@@ -490,6 +511,16 @@ impl<S: Store> Cms<S> {
         at: Instant,
     ) -> Result<Vec<InvoiceDocument>, CmsError> {
         let period = Period::month(at.year(), at.month())?;
+        let make = |cms: &Self| cms.interim_documents(principal, period);
+        self.issue_with(principal, at, "issue_interim", &period.to_string(), &make, &|_| Vec::new())
+    }
+
+    /// The interim invoices due in `period` now.
+    fn interim_documents(
+        &self,
+        principal: &Principal,
+        period: Period,
+    ) -> Result<Vec<InvoiceDocument>, CmsError> {
         if self.state.closed_periods.contains(&period) {
             return Err(refuse(
                 &format!("interim billing of {period}"),
@@ -523,26 +554,38 @@ impl<S: Store> Cms<S> {
                 interims.push(running);
             }
         }
-        self.issue_documents(principal, at, interims, |_| Vec::new())
+        Ok(interims)
     }
 
-    /// Number, date, hash and store documents, then record them (and the events `then` builds from the
-    /// issued documents) in one command. Bodies are stored first: a body whose event was never recorded
-    /// is not an issued document, and its number is used again.
-    fn issue_documents(
+    /// Issue what `make` gives on the state the command runs on (planned again if another writer commits
+    /// first): each document gets the issuer's next number, the issue instant, a due date and the hash of
+    /// its body; bodies, their `DocumentIssued` events and the events `then` builds from the issued
+    /// documents commit together with the command's audit record.
+    fn issue_with(
         &mut self,
         principal: &Principal,
         at: Instant,
-        documents: Vec<InvoiceDocument>,
-        then: impl FnOnce(&[InvoiceDocument]) -> Vec<Event>,
+        command: &str,
+        target: &str,
+        make: &dyn Fn(&Self) -> Result<Vec<InvoiceDocument>, CmsError>,
+        then: &dyn Fn(&[InvoiceDocument]) -> Vec<Event>,
     ) -> Result<Vec<InvoiceDocument>, CmsError> {
-        if documents.is_empty() {
-            return Ok(documents);
-        }
+        let plan = |cms: &Self| cms.number(at, make(cms)?, then);
+        self.audited(principal, at, command, target, &plan)
+    }
+
+    /// Number, date and hash documents on the current state.
+    fn number(
+        &self,
+        at: Instant,
+        documents: Vec<InvoiceDocument>,
+        then: &dyn Fn(&[InvoiceDocument]) -> Vec<Event>,
+    ) -> Result<Planned<Vec<InvoiceDocument>>, CmsError> {
         let mut sequences = self.state.sequences.clone();
         let mut stored = Vec::with_capacity(documents.len());
         let mut events = Vec::with_capacity(documents.len());
         let mut issued = Vec::with_capacity(documents.len());
+        let mut hashes = String::new();
         for mut document in documents {
             let next = sequences.get(&document.issuer).map_or(1, |sequence| sequence.last + 1);
             sequences.insert(document.issuer.clone(), Sequence { last: next, at });
@@ -552,6 +595,7 @@ impl<S: Store> Cms<S> {
             document.due = Some(at.date_naive() + Duration::days(i64::from(document.payment_terms_days)));
             let text = body(&document)?;
             let hash = content_hash(&text);
+            hashes.push_str(&hash);
             let record = IssuedDocument {
                 number: number.clone(),
                 kind: document.kind,
@@ -576,9 +620,8 @@ impl<S: Store> Cms<S> {
             issued.push(document);
         }
         events.extend(then(&issued));
-        self.store.put_documents(&stored)?;
-        self.execute_all(principal, at, &events)?;
-        Ok(issued)
+        let content = (!hashes.is_empty()).then(|| content_hash(&hashes));
+        Ok(Planned { events, documents: stored, content, value: issued })
     }
 
     /// An issued document by number, if `principal` may see it (else unknown), checked against its hash.

@@ -28,6 +28,7 @@ use crate::billing::{
     PassThroughCharge, UsageSlice, bill_with,
 };
 use crate::error::{CmsError, Location};
+use crate::governance::audit::{AuditHead, AuditRecord, GENESIS, Outcome, Verification, next_digest, verify};
 use crate::model::adjustments::DiscountScope;
 use crate::model::hierarchy::NodeKind;
 use crate::model::meter::MeterId;
@@ -36,7 +37,10 @@ use crate::model::time::{Instant, Period};
 use crate::model::usage::UsageRecord;
 use crate::rating::IngestStats;
 use crate::source::{Checkpoint, Granularity, PageOrigin, UsageSource};
-use crate::store::{Document, Store};
+use crate::store::{Commit, Document, EventRecord, Store};
+
+/// The principal [`Cms::ingest`] and [`Cms::pull`] act as: give it the Service role once roles are in use.
+pub const INGEST_PRINCIPAL: &str = "ingest";
 
 /// The kind of the documents holding closed periods' month-ends.
 pub const CLOSED_MONTH_END: &str = "closed_month_end";
@@ -72,7 +76,24 @@ type SliceKey = (String, MeterId, usize, Option<String>);
 pub struct Cms<S: Store> {
     store: S,
     state: State,
+    /// The last event applied to `state`.
+    last_event: u64,
+    /// The state digest after it ([`crate::governance::audit`]).
+    digest: String,
+    /// The audit chain's head as last seen.
+    head: AuditHead,
 }
+
+/// What a command will write, once checked.
+struct Planned<T> {
+    events: Vec<Event>,
+    documents: Vec<Document>,
+    content: Option<String>,
+    value: T,
+}
+
+/// How many times a command is tried again after another writer committed first.
+const RETRIES: usize = 8;
 
 /// What the ingestion rules need from the store and the channel.
 struct Lookup<'a, S: Store> {
@@ -107,11 +128,157 @@ impl<S: Store> ingest::IngestLookup for Lookup<'_, S> {
 impl<S: Store> Cms<S> {
     /// Open an engine on a store, replaying its events.
     pub fn open(store: S) -> Result<Self, CmsError> {
-        let mut state = State::default();
-        for record in store.events()? {
-            state.apply(record.at, &record.event)?;
+        let head = store.audit_head()?;
+        let mut cms =
+            Self { store, state: State::default(), last_event: 0, digest: GENESIS.to_owned(), head };
+        cms.refresh()?;
+        Ok(cms)
+    }
+
+    /// Apply what other writers appended since this engine last looked (another engine on the same
+    /// database), and read the audit chain's head again.
+    pub fn refresh(&mut self) -> Result<(), CmsError> {
+        for record in self.store.events_after(self.last_event)? {
+            if record.seq != self.last_event + 1 {
+                return Err(CmsError::Store {
+                    message: format!(
+                        "event {} follows event {}: the log has a gap",
+                        record.seq, self.last_event
+                    ),
+                });
+            }
+            self.state.apply(record.at, &record.event)?;
+            self.digest = next_digest(&self.digest, &record)?;
+            self.last_event = record.seq;
         }
-        Ok(Self { store, state })
+        self.head = self.store.audit_head()?;
+        Ok(())
+    }
+
+    /// Run one command: refresh, plan it (checks included), then commit its events, documents and audit
+    /// record together; a refusal is audited too. When another writer commits first the command is planned
+    /// again on the fresh state.
+    fn audited<T>(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+        command: &str,
+        target: &str,
+        plan: &dyn Fn(&Self) -> Result<Planned<T>, CmsError>,
+    ) -> Result<T, CmsError> {
+        for _ in 0..RETRIES {
+            self.refresh()?;
+            let planned = plan(self).and_then(|planned| {
+                let mut next = self.state.clone();
+                for event in &planned.events {
+                    admit(principal, &next, event)?;
+                    next.apply(at, event)?;
+                }
+                Ok((planned, next))
+            });
+            let (planned, next) = match planned {
+                Ok(planned) => planned,
+                Err(error) => match self.record_refusal(principal, at, command, target, &error) {
+                    Err(CmsError::Conflict { .. }) => continue,
+                    Err(store_error) => return Err(store_error),
+                    Ok(()) => return Err(error),
+                },
+            };
+            let mut after = self.digest.clone();
+            for (seq, event) in (self.last_event + 1..).zip(&planned.events) {
+                let record = EventRecord { seq, actor: principal.id.clone(), at, event: event.clone() };
+                after = next_digest(&after, &record)?;
+            }
+            let count = planned.events.len() as u64;
+            let audit = AuditRecord {
+                seq: self.head.seq + 1,
+                at,
+                actor: principal.id.clone(),
+                scope: principal.node.clone(),
+                command: command.to_owned(),
+                target: target.to_owned(),
+                outcome: Outcome::Done,
+                events: (count > 0).then(|| (self.last_event + 1, self.last_event + count)),
+                content: planned.content.clone(),
+                before: self.digest.clone(),
+                after: after.clone(),
+                prev: self.head.hash.clone(),
+                hash: String::new(),
+            }
+            .seal()?;
+            let commit = Commit {
+                actor: &principal.id,
+                at,
+                events: &planned.events,
+                documents: &planned.documents,
+                audit: Some(&audit),
+            };
+            match self.store.commit(&commit) {
+                Ok(_) => {
+                    self.state = next;
+                    self.last_event += count;
+                    self.digest = after;
+                    self.head = AuditHead { seq: audit.seq, hash: audit.hash };
+                    return Ok(planned.value);
+                }
+                Err(CmsError::Conflict { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Err(CmsError::Conflict {
+            what: format!("{command} on {target}: other writers kept committing first"),
+        })
+    }
+
+    /// Append the audit record of a refused command.
+    fn record_refusal(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+        command: &str,
+        target: &str,
+        error: &CmsError,
+    ) -> Result<(), CmsError> {
+        let audit = AuditRecord {
+            seq: self.head.seq + 1,
+            at,
+            actor: principal.id.clone(),
+            scope: principal.node.clone(),
+            command: command.to_owned(),
+            target: target.to_owned(),
+            outcome: Outcome::Refused { code: error.code().to_owned(), message: error.to_string() },
+            events: None,
+            content: None,
+            before: self.digest.clone(),
+            after: self.digest.clone(),
+            prev: self.head.hash.clone(),
+            hash: String::new(),
+        }
+        .seal()?;
+        self.store.commit(&Commit {
+            actor: &principal.id,
+            at,
+            events: &[],
+            documents: &[],
+            audit: Some(&audit),
+        })?;
+        self.head = AuditHead { seq: audit.seq, hash: audit.hash };
+        Ok(())
+    }
+
+    /// The audit trail, checked against the event log (and an exported head, if given).
+    pub fn verify_audit(&self, expected: Option<&AuditHead>) -> Result<Verification, CmsError> {
+        Ok(verify(&self.store.audit_records()?, &self.store.events()?, expected))
+    }
+
+    /// Every audit record and the head, for export.
+    pub fn export_audit(&self) -> Result<(Vec<AuditRecord>, AuditHead), CmsError> {
+        let records = self.store.audit_records()?;
+        let head = records.last().map_or_else(AuditHead::genesis, |record| AuditHead {
+            seq: record.seq,
+            hash: record.hash.clone(),
+        });
+        Ok((records, head))
     }
 
     /// The current state.
@@ -143,39 +310,120 @@ impl<S: Store> Cms<S> {
         at: Instant,
         events: &[Event],
     ) -> Result<u64, CmsError> {
-        let mut next = self.state.clone();
-        for event in events {
-            admit(principal, &next, event)?;
-            next.apply(at, event)?;
-        }
-        let seq = self.store.append_events(&principal.id, at, events)?;
-        self.state = next;
-        Ok(seq)
+        let (command, target) = describe(events);
+        self.commit_events(principal, at, &command, &target, events.to_vec(), Vec::new(), None)?;
+        Ok(self.last_event)
     }
 
-    /// Ingest one batch of usage records (one page): apply the ingestion rules ([`ingest`]), then store what
-    /// they keep, with the checkpoint the batch's origin completes, in one store transaction.
+    /// Commit checked events with new documents as one audited command.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_events(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+        command: &str,
+        target: &str,
+        events: Vec<Event>,
+        documents: Vec<Document>,
+        content: Option<String>,
+    ) -> Result<(), CmsError> {
+        let plan = |_: &Self| {
+            Ok(Planned {
+                events: events.clone(),
+                documents: documents.clone(),
+                content: content.clone(),
+                value: (),
+            })
+        };
+        self.audited(principal, at, command, target, &plan)
+    }
+
+    /// Ingest one batch of usage records (one page) as the service principal [`INGEST_PRINCIPAL`]: see
+    /// [`Self::ingest_as`].
+    /// The batch is audited at the latest usage end it holds (the core has no clock; [`Self::ingest_as`]
+    /// takes the instant).
     pub fn ingest(
         &mut self,
         records: &[UsageRecord],
         origin: &PageOrigin,
     ) -> Result<IngestSummary, CmsError> {
-        let lookup = Lookup { store: &self.store, state: &self.state };
-        let classified = ingest::classify(
-            records,
-            &origin.name,
-            &self.state.ingest_policy,
-            &self.state.closed_periods,
-            &lookup,
-        )?;
-        let checkpoint = Checkpoint::after(origin);
-        let write = self.store.put_usage(&classified.to_store, checkpoint.as_ref())?;
-        let mut summary = classified.summary;
-        summary.stored = write.inserted;
-        summary.duplicates += write.duplicates;
-        summary.corrections = write.corrections;
-        summary.checkpoints.extend(checkpoint);
-        Ok(summary)
+        let at = records.iter().map(|record| record.end).max().unwrap_or_default();
+        self.ingest_as(&Principal::platform(INGEST_PRINCIPAL), at, records, origin)
+    }
+
+    /// Ingest one batch of usage records (one page): apply the ingestion rules ([`ingest`]), then store what
+    /// they keep, with the checkpoint the batch's origin completes and the batch's audit record (its content
+    /// hash: SHA-256 of the records as JSON), in one store transaction.
+    pub fn ingest_as(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+        records: &[UsageRecord],
+        origin: &PageOrigin,
+    ) -> Result<IngestSummary, CmsError> {
+        let content =
+            serde_json::to_vec(records)
+                .map(|bytes| crate::governance::audit::sha256_hex(&bytes))
+                .map_err(|error| CmsError::Store { message: format!("batch {}: {error}", origin.name) })?;
+        let target = format!("{} ({} records)", origin.name, records.len());
+        for _ in 0..RETRIES {
+            self.refresh()?;
+            let classified = self.authorize_ingest(principal).and_then(|()| {
+                let lookup = Lookup { store: &self.store, state: &self.state };
+                ingest::classify(
+                    records,
+                    &origin.name,
+                    &self.state.ingest_policy,
+                    &self.state.closed_periods,
+                    &lookup,
+                )
+            });
+            let classified = match classified {
+                Ok(classified) => classified,
+                Err(error) => match self.record_refusal(principal, at, "ingest", &target, &error) {
+                    Err(CmsError::Conflict { .. }) => continue,
+                    Err(store_error) => return Err(store_error),
+                    Ok(()) => return Err(error),
+                },
+            };
+            let audit = AuditRecord {
+                seq: self.head.seq + 1,
+                at,
+                actor: principal.id.clone(),
+                scope: principal.node.clone(),
+                command: "ingest".into(),
+                target: target.clone(),
+                outcome: Outcome::Done,
+                events: None,
+                content: Some(content.clone()),
+                before: self.digest.clone(),
+                after: self.digest.clone(),
+                prev: self.head.hash.clone(),
+                hash: String::new(),
+            }
+            .seal()?;
+            let checkpoint = Checkpoint::after(origin);
+            let write =
+                match self.store.put_usage_audited(&classified.to_store, checkpoint.as_ref(), Some(&audit)) {
+                    Ok(write) => write,
+                    Err(CmsError::Conflict { .. }) => continue,
+                    Err(error) => return Err(error),
+                };
+            self.head = AuditHead { seq: audit.seq, hash: audit.hash };
+            let mut summary = classified.summary;
+            summary.stored = write.inserted;
+            summary.duplicates += write.duplicates;
+            summary.corrections = write.corrections;
+            summary.checkpoints.extend(checkpoint);
+            return Ok(summary);
+        }
+        Err(CmsError::Conflict { what: format!("ingest of {target}: other writers kept committing first") })
+    }
+
+    /// Whether `principal` may ingest usage (always, until governance is switched on).
+    fn authorize_ingest(&self, principal: &Principal) -> Result<(), CmsError> {
+        let _ = principal;
+        Ok(())
     }
 
     /// Pull every page of a source. Each page is stored (or refused) whole, with its checkpoint.
@@ -426,4 +674,30 @@ fn pass_through_charge(
         currency,
         adjusts,
     }
+}
+
+/// The audit name and target of a command of events: the first event's type and its subject.
+fn describe(events: &[Event]) -> (String, String) {
+    let Some(first) = events.first() else { return ("nothing".into(), String::new()) };
+    let value = serde_json::to_value(first).unwrap_or_default();
+    let command = value.get("type").and_then(|kind| kind.as_str()).unwrap_or("event").to_owned();
+    let command = if events.len() > 1 { format!("{command} (+{} more)", events.len() - 1) } else { command };
+    let target = ["id", "node", "list", "offer", "number", "period", "source"]
+        .iter()
+        .find_map(|key| {
+            value.get(*key).map(|found| found.as_str().map_or_else(|| found.to_string(), str::to_owned))
+        })
+        .or_else(|| {
+            ["list", "discount", "credit", "plan", "change_set", "rule", "service", "offer"].iter().find_map(
+                |key| {
+                    value
+                        .get(*key)
+                        .and_then(|object| object.get("id"))
+                        .and_then(|id| id.as_str())
+                        .map(str::to_owned)
+                },
+            )
+        })
+        .unwrap_or_default();
+    (command, target)
 }
