@@ -28,6 +28,35 @@ check "cargo fmt --check" cargo fmt --all --check
 check "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 echo "== cargo build"
 cargo build --workspace --all-targets --locked --quiet || { echo "!! build failed"; echo "0 passed, 1 failed"; exit 1; }
+# PostgreSQL for the cms-postgres tests: a throwaway cluster on 127.0.0.1 (initdb and postgres refuse root, so
+# as root they run as the postgres user), stopped and removed on exit; installed first on a bare machine.
+# CMS_REQUIRE_PG=1 makes those tests fail instead of skipping without a server. A CMS_PG_URL already set is used.
+export CMS_REQUIRE_PG=1
+if [ -z "${CMS_PG_URL:-}" ]; then
+  echo "== PostgreSQL (throwaway cluster)"
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ -z "$pg_bin" ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null; } \
+      || echo "!! could not install PostgreSQL"
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  fi
+  pg_dir=$(mktemp -d /tmp/cms-pg.XXXXXX)
+  as_pg=()
+  if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$pg_dir" && as_pg=(runuser -u postgres --); fi
+  pg_port=54329
+  while (exec 3<> "/dev/tcp/127.0.0.1/$pg_port") 2> /dev/null; do pg_port=$((pg_port + 1)); done # a free port
+  stop_postgres() { "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop > /dev/null 2>&1; rm -rf "$pg_dir"; }
+  trap 'stop_postgres; rm -f "$log"' EXIT # the trap above, and the cluster
+  if "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+       > "$pg_dir/initdb.log" 2>&1 \
+    && "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+       -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $pg_dir -c fsync=off" start > /dev/null; then
+    export CMS_PG_URL="postgresql://postgres@127.0.0.1:$pg_port/postgres"
+  else
+    echo "!! could not start PostgreSQL: the cms-postgres tests will fail"
+    cat "$pg_dir/initdb.log" "$pg_dir/log" 2> /dev/null
+  fi
+fi
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee "$log"
 test_status=${PIPESTATUS[0]}

@@ -4,15 +4,23 @@
 //!   tables, on a SQLite file (`./cms.db` by default) that a second run continues from;
 //! - `cms month-end --data DIR --out DIR`: the month-end of `bench/WORKLOAD.md`;
 //! - `cms ingest pages|folder|focus|region [--db FILE]`: usage through the engine's ingestion rules into the
-//!   SQLite store, with a summary.
+//!   SQLite store, with a summary;
+//! - `cms invoice preview|issue|void|rerate|interim|list|show|verify [--db FILE]`: invoice documents;
+//! - `cms commission statement [--db FILE]`: commission statements of the documents issued in a period;
+//! - `cms showback [--db FILE]`: what each department cost, or the chargeback journal.
+//!
+//! Commands on `--db` act as the operator (the platform principal named after the OS user) at the current
+//! time.
 //!
 //! Every error prints `error[code]: message` (the message names the file and line at fault) and exits 2.
 
 mod actor;
 mod demo;
 mod ingest;
+mod invoice;
 mod month_end;
 mod parallel;
+mod statements;
 mod tables;
 
 use std::path::PathBuf;
@@ -68,6 +76,25 @@ enum Command {
         #[arg(long)]
         focus_out: Option<PathBuf>,
     },
+    /// Invoice documents: preview drafts, issue, void, re-rate, interim billing, list, show, verify.
+    Invoice {
+        #[command(subcommand)]
+        command: invoice::Command,
+        /// The SQLite database (made by `cms demo` or `cms ingest`).
+        #[arg(long, global = true, default_value = "cms.db")]
+        db: PathBuf,
+    },
+    /// Commission statements from the documents issued in a period.
+    Commission {
+        #[command(subcommand)]
+        command: statements::CommissionCommand,
+        /// The SQLite database (made by `cms demo` or `cms ingest`).
+        #[arg(long, global = true, default_value = "cms.db")]
+        db: PathBuf,
+    },
+    /// Showback: what each department (tenant) and project cost in a period, shared costs included; or
+    /// the chargeback journal.
+    Showback(statements::ShowbackOptions),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +113,9 @@ fn main() -> ExitCode {
                 focus_out: focus_out.as_deref(),
             })
         }
+        Command::Invoice { command, db } => invoice::run(command, &db),
+        Command::Commission { command, db } => statements::commission(command, &db),
+        Command::Showback(options) => statements::showback(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -206,6 +206,7 @@ pub struct SharedAllocation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShowbackReport {
     /// Billing period.
+    #[serde(with = "crate::billing::invoice::period_text")]
     pub period: Period,
     /// Currency of every amount; `None` only when there is nothing to show (no tenant invoice and no
     /// fixed shared cost).

@@ -278,15 +278,17 @@ pub struct InvoiceDocument {
 }
 
 /// `Period` as `YYYY-MM` text.
-mod period_text {
+pub mod period_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
     use crate::model::time::Period;
 
+    /// Write `YYYY-MM` (or `START/END` for a period that is not a calendar month).
     pub fn serialize<S: Serializer>(period: &Period, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(period)
     }
 
+    /// Read what [`serialize`] writes.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Period, D::Error> {
         let text = String::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)

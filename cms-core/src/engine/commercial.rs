@@ -404,6 +404,7 @@ impl<S: Store> Cms<S> {
         period: Period,
         rules: BillingRules,
     ) -> Result<MonthEndReport, CmsError> {
+        self.authorize_read(principal, crate::governance::rbac::Action::ReadBilling)?;
         let report = self.month_end(period, rules)?;
         self.scoped(principal, report)
     }

@@ -12,6 +12,8 @@ use crate::billing::invoice::{DocumentKind, InvoiceSettings, TaxRule, TaxTable};
 use crate::engine::ingest::IngestPolicy;
 use crate::engine::invoicing::{IssuedDocument, Sequence};
 use crate::error::{CmsError, Location};
+use crate::governance::policy::{ChangeRequest, ChangeRequests, Policies};
+use crate::governance::rbac::{RoleAssignment, Roles};
 use crate::model::adjustments::{Credit, Discount, Recurrence};
 use crate::model::catalogue::{Catalogue, Offer, OfferState, Plan, Service};
 use crate::model::channel::{BillingProfile, ChannelAttributes, SubscriptionInfo};
@@ -261,6 +263,35 @@ pub enum Event {
         /// The credit note.
         credit_note: String,
     },
+    /// A role was assigned to a principal at a node.
+    RoleAssigned {
+        /// The assignment.
+        assignment: RoleAssignment,
+    },
+    /// A role assignment was removed.
+    RoleRevoked {
+        /// The assignment.
+        assignment: RoleAssignment,
+    },
+    /// The platform's policies were set.
+    PoliciesSet {
+        /// The policies.
+        policies: Policies,
+    },
+    /// An admin asked for a change set to be approved by another (four eyes).
+    ChangeRequested {
+        /// The change set (its id names the request).
+        change_set: ChangeSet,
+        /// The requesting principal (the one recording the event).
+        requested_by: String,
+    },
+    /// Another admin approved a requested change set.
+    ChangeApproved {
+        /// The change set's id.
+        id: String,
+        /// The approving principal (the one recording the event).
+        approved_by: String,
+    },
     /// A change that takes effect inside a closed (invoiced) period, made on purpose: issued documents
     /// stay as they are; re-rating the period issues credit or debit notes for the difference.
     Correction {
@@ -294,6 +325,12 @@ pub struct State {
     pub taxes: TaxTable,
     /// Chargeback settings.
     pub chargeback: ChargebackSettings,
+    /// Role assignments.
+    pub roles: Roles,
+    /// Policies.
+    pub policies: Policies,
+    /// Change sets requested for a second approver.
+    pub change_requests: ChangeRequests,
     /// Issued documents by number.
     pub issued: BTreeMap<String, IssuedDocument>,
     /// The last number issued per issuer.
@@ -313,6 +350,9 @@ impl Default for State {
             invoice_settings: InvoiceSettings::default(),
             taxes: TaxTable::default(),
             chargeback: ChargebackSettings::default(),
+            roles: Roles::default(),
+            policies: Policies::default(),
+            change_requests: ChangeRequests::new(),
             issued: BTreeMap::new(),
             sequences: BTreeMap::new(),
         }
@@ -447,35 +487,18 @@ impl State {
             | Event::ExchangeRateSet { .. } => self.apply_terms(event)?,
             Event::IngestPolicySet { policy } => self.ingest_policy = policy.clone(),
             Event::BillingRulesSet { rules } => self.rules = *rules,
-            Event::InvoiceSettingsSet { settings } => {
-                settings.validate()?;
-                self.invoice_settings = settings.clone();
-            }
-            Event::TaxRuleSet { rule } => {
-                rule.validate()?;
-                if let Some(issuer) = &rule.issuer {
-                    self.node_exists(issuer)?;
-                }
-                self.taxes.rules.insert(rule.id.clone(), rule.clone());
-            }
-            Event::TaxRuleRemoved { id } => {
-                if self.taxes.rules.remove(id).is_none() {
-                    return Err(CmsError::UnknownNode {
-                        kind: "tax rule".into(),
-                        id: id.clone(),
-                        context: None,
-                    });
-                }
-            }
-            Event::ChargebackSettingsSet { settings } => {
-                crate::billing::chargeback::check_settings(&self.hierarchy, settings)?;
-                self.chargeback = settings.clone();
-            }
-            Event::DocumentIssued { number, kind, period, issuer, buyer, hash, corrects } => {
-                self.apply_issued(at, number, *kind, *period, issuer, buyer, hash, corrects.as_deref())?;
-            }
-            Event::InvoiceVoided { number, credit_note } => self.apply_voided(number, credit_note)?,
+            Event::InvoiceSettingsSet { .. }
+            | Event::TaxRuleSet { .. }
+            | Event::TaxRuleRemoved { .. }
+            | Event::ChargebackSettingsSet { .. }
+            | Event::DocumentIssued { .. }
+            | Event::InvoiceVoided { .. } => self.apply_billing(at, event)?,
             Event::Correction { .. } => {}
+            Event::RoleAssigned { .. }
+            | Event::RoleRevoked { .. }
+            | Event::PoliciesSet { .. }
+            | Event::ChangeRequested { .. }
+            | Event::ChangeApproved { .. } => self.apply_governance(event)?,
             Event::PeriodClosed { period } => {
                 let month = Period::month(period.start.year(), period.start.month())?;
                 if month != *period {
@@ -491,6 +514,79 @@ impl State {
                     });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Apply an event of billing: invoice settings, taxes, chargeback settings, issued documents.
+    fn apply_billing(&mut self, at: Instant, event: &Event) -> Result<(), CmsError> {
+        match event {
+            Event::InvoiceSettingsSet { settings } => {
+                settings.validate()?;
+                self.invoice_settings = settings.clone();
+            }
+            Event::TaxRuleSet { rule } => {
+                rule.validate()?;
+                if let Some(issuer) = &rule.issuer {
+                    self.node_exists(issuer)?;
+                }
+                self.taxes.rules.insert(rule.id.clone(), rule.clone());
+            }
+            Event::TaxRuleRemoved { id } if self.taxes.rules.remove(id).is_none() => {
+                return Err(CmsError::UnknownNode { kind: "tax rule".into(), id: id.clone(), context: None });
+            }
+            Event::ChargebackSettingsSet { settings } => {
+                crate::billing::chargeback::check_settings(&self.hierarchy, settings)?;
+                self.chargeback = settings.clone();
+            }
+            Event::DocumentIssued { number, kind, period, issuer, buyer, hash, corrects } => {
+                self.apply_issued(at, number, *kind, *period, issuer, buyer, hash, corrects.as_deref())?;
+            }
+            Event::InvoiceVoided { number, credit_note } => self.apply_voided(number, credit_note)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Apply an event of governance: roles, policies, change requests.
+    fn apply_governance(&mut self, event: &Event) -> Result<(), CmsError> {
+        match event {
+            Event::RoleAssigned { assignment } => self.roles.insert(&self.hierarchy, assignment.clone())?,
+            Event::RoleRevoked { assignment } => self.roles.remove(&self.hierarchy, assignment)?,
+            Event::PoliciesSet { policies } => self.policies = policies.clone(),
+            Event::ChangeRequested { change_set, requested_by } => {
+                if self.change_requests.contains_key(&change_set.id) {
+                    return Err(CmsError::InvalidValue {
+                        at: Location::whole("change request"),
+                        text: change_set.id.clone(),
+                        reason: "a change set of this id was requested already".into(),
+                    });
+                }
+                self.change_requests.insert(
+                    change_set.id.clone(),
+                    ChangeRequest {
+                        change_set: change_set.clone(),
+                        requested_by: requested_by.clone(),
+                        approved_by: None,
+                    },
+                );
+            }
+            Event::ChangeApproved { id, approved_by } => {
+                let request = self.change_requests.get_mut(id).ok_or_else(|| CmsError::UnknownNode {
+                    kind: "change request".into(),
+                    id: id.clone(),
+                    context: None,
+                })?;
+                if request.approved_by.is_some() {
+                    return Err(CmsError::InvalidValue {
+                        at: Location::whole("change approval"),
+                        text: id.clone(),
+                        reason: "already approved".into(),
+                    });
+                }
+                request.approved_by = Some(approved_by.clone());
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::{CLOSED_MONTH_END, Cms, Event, Planned, Principal, State};
 use crate::error::{CmsError, Location};
+use crate::governance::rbac::Action;
 use crate::model::hierarchy::NodeKind;
 use crate::model::time::{Instant, Period};
 use crate::store::{Document, Store};
@@ -313,6 +314,7 @@ impl<S: Store> Cms<S> {
         period: Period,
         buyers: Option<&[String]>,
     ) -> Result<Vec<InvoiceDocument>, CmsError> {
+        self.authorize_read(principal, Action::ReadBilling)?;
         let report = self.month_end_for(principal, period, self.state.rules)?;
         let mut out = Vec::new();
         for invoice in &report.invoices {
@@ -367,8 +369,17 @@ impl<S: Store> Cms<S> {
                 ),
             ));
         }
+        self.refresh()?;
         if !self.state.closed_periods.contains(&period) {
-            self.close_period(principal, at, period)?;
+            match self.close_period(principal, at, period) {
+                // Another engine closed it in the meantime.
+                Err(CmsError::InvalidPeriod { .. })
+                    if {
+                        self.refresh()?;
+                        self.state.closed_periods.contains(&period)
+                    } => {}
+                other => other?,
+            }
         }
         let make = |cms: &Self| cms.preview_invoices(principal, period, buyers);
         self.issue_with(principal, at, "issue_invoices", &period.to_string(), &make, &|_| Vec::new())
@@ -630,6 +641,7 @@ impl<S: Store> Cms<S> {
         principal: &Principal,
         number: &str,
     ) -> Result<(IssuedDocument, InvoiceDocument), CmsError> {
+        self.authorize_read(principal, Action::ReadBilling)?;
         let unknown =
             || CmsError::UnknownNode { kind: "document".into(), id: number.to_owned(), context: None };
         let issued = self.state.issued.get(number).ok_or_else(unknown)?;
@@ -647,6 +659,7 @@ impl<S: Store> Cms<S> {
         principal: &Principal,
         period: Option<Period>,
     ) -> Result<Vec<ListedDocument>, CmsError> {
+        self.authorize_read(principal, Action::ReadBilling)?;
         let mut out = Vec::new();
         for issued in
             self.state.issued.values().filter(|issued| period.is_none_or(|period| issued.period == period))
@@ -717,6 +730,7 @@ impl<S: Store> Cms<S> {
         principal: &Principal,
         period: Period,
     ) -> Result<CommissionReport, CmsError> {
+        self.authorize_read(principal, Action::ReadBilling)?;
         let documents = self.issued_in(principal, period)?;
         let mut report = commission_report(&self.billing_context(), self.state.rules, period, &documents)?;
         let scope = self.scope_of(principal)?;
@@ -733,6 +747,7 @@ impl<S: Store> Cms<S> {
     /// of each department and project from the period's tenant invoices (drafts or as issued: the
     /// month-end), with shared costs allocated by the chargeback settings.
     pub fn showback(&self, principal: &Principal, period: Period) -> Result<ShowbackReport, CmsError> {
+        self.authorize_read(principal, Action::ReadBilling)?;
         let report = self.tenant_month_end(principal, period)?;
         showback(&report, &self.state.hierarchy, &self.state.chargeback)
     }

@@ -6,6 +6,7 @@
 //! State is rebuilt by replaying events when a store is opened, so a second run continues where the first
 //! stopped.
 
+pub mod access;
 pub mod commercial;
 pub mod events;
 pub mod ingest;
@@ -93,7 +94,7 @@ struct Planned<T> {
 }
 
 /// How many times a command is tried again after another writer committed first.
-const RETRIES: usize = 8;
+const RETRIES: usize = 32;
 
 /// What the ingestion rules need from the store and the channel.
 struct Lookup<'a, S: Store> {
@@ -138,6 +139,10 @@ impl<S: Store> Cms<S> {
     /// Apply what other writers appended since this engine last looked (another engine on the same
     /// database), and read the audit chain's head again.
     pub fn refresh(&mut self) -> Result<(), CmsError> {
+        // The head first: a writer committing between the two reads leaves events newer than the head,
+        // and a record sealed on them fails to extend the stored head (a conflict, planned again) instead of
+        // chaining onto a stale digest.
+        let head = self.store.audit_head()?;
         for record in self.store.events_after(self.last_event)? {
             if record.seq != self.last_event + 1 {
                 return Err(CmsError::Store {
@@ -151,7 +156,7 @@ impl<S: Store> Cms<S> {
             self.digest = next_digest(&self.digest, &record)?;
             self.last_event = record.seq;
         }
-        self.head = self.store.audit_head()?;
+        self.head = head;
         Ok(())
     }
 
@@ -171,7 +176,7 @@ impl<S: Store> Cms<S> {
             let planned = plan(self).and_then(|planned| {
                 let mut next = self.state.clone();
                 for event in &planned.events {
-                    admit(principal, &next, event)?;
+                    admit(principal, &next, at, event)?;
                     next.apply(at, event)?;
                 }
                 Ok((planned, next))
@@ -311,31 +316,11 @@ impl<S: Store> Cms<S> {
         events: &[Event],
     ) -> Result<u64, CmsError> {
         let (command, target) = describe(events);
-        self.commit_events(principal, at, &command, &target, events.to_vec(), Vec::new(), None)?;
-        Ok(self.last_event)
-    }
-
-    /// Commit checked events with new documents as one audited command.
-    #[allow(clippy::too_many_arguments)]
-    fn commit_events(
-        &mut self,
-        principal: &Principal,
-        at: Instant,
-        command: &str,
-        target: &str,
-        events: Vec<Event>,
-        documents: Vec<Document>,
-        content: Option<String>,
-    ) -> Result<(), CmsError> {
         let plan = |_: &Self| {
-            Ok(Planned {
-                events: events.clone(),
-                documents: documents.clone(),
-                content: content.clone(),
-                value: (),
-            })
+            Ok(Planned { events: events.to_vec(), documents: Vec::new(), content: None, value: () })
         };
-        self.audited(principal, at, command, target, &plan)
+        self.audited(principal, at, &command, &target, &plan)?;
+        Ok(self.last_event)
     }
 
     /// Ingest one batch of usage records (one page) as the service principal [`INGEST_PRINCIPAL`]: see
@@ -420,10 +405,16 @@ impl<S: Store> Cms<S> {
         Err(CmsError::Conflict { what: format!("ingest of {target}: other writers kept committing first") })
     }
 
-    /// Whether `principal` may ingest usage (always, until governance is switched on).
+    /// Whether `principal` may ingest usage: `IngestUsage` at the platform (the Service role, platform admins).
     fn authorize_ingest(&self, principal: &Principal) -> Result<(), CmsError> {
-        let _ = principal;
-        Ok(())
+        let action = crate::governance::rbac::Action::IngestUsage;
+        self.state.roles.authorize(
+            &self.state.hierarchy,
+            &principal.id,
+            &principal.node,
+            action,
+            &[PLATFORM_ID],
+        )
     }
 
     /// Pull every page of a source. Each page is stored (or refused) whole, with its checkpoint.
@@ -451,6 +442,7 @@ impl<S: Store> Cms<S> {
         at: Instant,
         period: Period,
     ) -> Result<(), CmsError> {
+        self.refresh()?;
         let mut check = self.state.clone();
         check.apply(at, &Event::PeriodClosed { period })?;
         let report = self.compute_month_end(self.billing_context(), period, self.state.rules)?;
@@ -647,9 +639,19 @@ impl<S: Store> Cms<S> {
 }
 
 /// Rules that depend on who acts, checked before an event is applied (the state's own rules are checked by
-/// [`State::apply`]): a subscription takes a new offer only if it is public, or private and the operator
-/// (a platform principal) sets it up.
-fn admit(principal: &Principal, state: &State, event: &Event) -> Result<(), CmsError> {
+/// [`State::apply`]): the principal's roles ([`access`], [`crate::governance::rbac`]), the policies
+/// ([`crate::governance::policy`]), and a subscription takes a new offer only if it is public, or private
+/// and the operator (a platform principal) sets it up.
+fn admit(principal: &Principal, state: &State, at: Instant, event: &Event) -> Result<(), CmsError> {
+    let hierarchy = &state.hierarchy;
+    for (action, targets) in access::requirements(state, event) {
+        let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+        state.roles.authorize(hierarchy, &principal.id, &principal.node, action, &targets)?;
+    }
+    if let Event::RoleAssigned { assignment } | Event::RoleRevoked { assignment } = event {
+        state.roles.check_assignment(hierarchy, &principal.id, &principal.node, assignment)?;
+    }
+    crate::governance::policy::evaluate(state, principal, at, event)?;
     if let Event::SubscriptionSet { id, info } = event {
         let current = state.channel.subscription(id).and_then(|info| info.offer.as_deref());
         if let Some(offer) = info.offer.as_deref().filter(|offer| Some(*offer) != current) {

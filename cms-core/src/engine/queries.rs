@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Cms, Principal};
 use crate::error::CmsError;
+use crate::governance::audit::AuditRecord;
+use crate::governance::rbac::{Action, not_found};
 use crate::model::channel::{BillingProfile, SubscriptionInfo};
 use crate::model::hierarchy::{NodeIndex, NodeKind};
 use crate::model::time::Instant;
@@ -35,13 +37,46 @@ pub struct NodeView {
 }
 
 impl<S: Store> Cms<S> {
-    /// The principal's node; unknown if it is not in the channel.
+    /// The principal's node; unknown if it is not in the channel, or (once roles are in use) if the
+    /// principal holds no role there or above.
     pub fn scope_of(&self, principal: &Principal) -> Result<NodeIndex, CmsError> {
-        self.state.hierarchy.find(&principal.node).ok_or_else(|| CmsError::UnknownNode {
+        let hierarchy = &self.state.hierarchy;
+        let scope = hierarchy.find(&principal.node).ok_or_else(|| CmsError::UnknownNode {
             kind: "principal scope".into(),
             id: principal.node.clone(),
             context: None,
-        })
+        })?;
+        let roles = &self.state.roles;
+        if roles.active() && roles.reaching(hierarchy, &principal.id, scope).next().is_none() {
+            return Err(not_found(&principal.node));
+        }
+        Ok(scope)
+    }
+
+    /// Check that `principal` may run a query needing `action` at its scope. Reading billing also needs a
+    /// role the invoice-visibility policy lists.
+    pub fn authorize_read(&self, principal: &Principal, action: Action) -> Result<(), CmsError> {
+        let (hierarchy, roles) = (&self.state.hierarchy, &self.state.roles);
+        roles.authorize(hierarchy, &principal.id, &principal.node, action, &[])?;
+        if roles.active() && action == Action::ReadBilling {
+            let scope = self.scope_of(principal)?;
+            let visible = roles.reaching(hierarchy, &principal.id, scope).any(|role| {
+                role.permits(Action::ReadBilling) && self.state.policies.invoice_visibility.contains(&role)
+            });
+            if !visible {
+                return Err(CmsError::PolicyRefused {
+                    policy: "invoice_visibility".into(),
+                    reason: format!("no role of {} at {} may read invoices", principal.id, principal.node),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The audit trail, for a principal that may read it.
+    pub fn audit_records(&self, principal: &Principal) -> Result<Vec<AuditRecord>, CmsError> {
+        self.authorize_read(principal, Action::ReadAudit)?;
+        self.store.audit_records()
     }
 
     /// A node the principal may see, by id; unknown when it does not exist or lies outside the scope.

@@ -2,3 +2,5 @@
 //! hash-chained record of everything done or refused ([`audit`]).
 
 pub mod audit;
+pub mod policy;
+pub mod rbac;
