@@ -766,3 +766,37 @@ fn showback_and_chargeback_on_the_engine_allocate_shared_costs_exactly() {
         cms.execute(&operator(), utc(11, 1, 0), &Event::ChargebackSettingsSet { settings: bad }).is_err()
     );
 }
+
+#[test]
+fn retention_purges_raw_usage_of_old_invoiced_periods_and_keeps_their_documents() {
+    use cms_core::governance::policy::Policies;
+    let mut cms = setup();
+    let policies = Policies { usage_retention_months: Some(1), ..Policies::default() };
+    cms.execute(&operator(), utc(9, 2, 0), &Event::PoliciesSet { policies }).unwrap();
+    october_usage(&mut cms);
+    cms.issue_invoices(&operator(), utc(11, 1, 6), october(), None).unwrap();
+    let issued_before = cms.month_end(october(), cms.billing_rules()).unwrap();
+    // October is the latest closed period: late usage may still reach it, nothing is purged.
+    assert!(cms.purge_usage(&operator(), utc(12, 15, 0)).unwrap().is_empty());
+    cms.close_period(&operator(), utc(12, 1, 0), november()).unwrap();
+    cms.close_period(&operator(), utc(12, 31, 0), december()).unwrap();
+    // Two periods later and a month after October ended: its 4 records go.
+    let when = Utc.with_ymd_and_hms(2027, 1, 5, 0, 0, 0).unwrap();
+    assert_eq!(cms.purge_usage(&operator(), when).unwrap(), [(october(), 4)]);
+    assert!(cms.purge_usage(&operator(), when).unwrap().is_empty(), "nothing left to purge");
+    let mut left = 0;
+    cms.store()
+        .for_each_usage(&october(), &mut |_| {
+            left += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(left, 0);
+    // The month-end and documents stay; re-rating is refused; the purge is audited.
+    assert_eq!(cms.month_end(october(), cms.billing_rules()).unwrap(), issued_before);
+    assert!(cms.verify_documents().unwrap().is_empty());
+    assert_eq!(cms.rerate(&operator(), when, october(), "late").unwrap_err().code(), "invalid_value");
+    let records = cms.audit_records(&operator()).unwrap();
+    assert!(records.iter().any(|record| record.command == "usage_purged" && record.target == "2026-10"));
+    assert_eq!(cms.verify_audit(None).unwrap().broken, None);
+}

@@ -126,7 +126,7 @@ pub(crate) fn requirements(state: &State, event: &Event) -> Vec<Requirement> {
         | Event::TaxRuleRemoved { .. }
         | Event::ChargebackSettingsSet { .. }
         | Event::PoliciesSet { .. } => one(A::ManageSettings, platform()),
-        Event::PeriodClosed { .. } => one(A::ManageBilling, platform()),
+        Event::PeriodClosed { .. } | Event::UsagePurged { .. } => one(A::ManageBilling, platform()),
         Event::DocumentIssued { issuer, .. } => one(A::ManageBilling, vec![issuer.clone()]),
         Event::InvoiceVoided { number, .. } => {
             let issuer = state

@@ -292,6 +292,11 @@ pub enum Event {
         /// The approving principal (the one recording the event).
         approved_by: String,
     },
+    /// The raw usage of an invoiced period was purged (retention): its month-end and documents stay.
+    UsagePurged {
+        /// The period.
+        period: Period,
+    },
     /// A change that takes effect inside a closed (invoiced) period, made on purpose: issued documents
     /// stay as they are; re-rating the period issues credit or debit notes for the difference.
     Correction {
@@ -331,6 +336,8 @@ pub struct State {
     pub policies: Policies,
     /// Change sets requested for a second approver.
     pub change_requests: ChangeRequests,
+    /// Periods whose raw usage was purged.
+    pub purged_periods: BTreeSet<Period>,
     /// Issued documents by number.
     pub issued: BTreeMap<String, IssuedDocument>,
     /// The last number issued per issuer.
@@ -353,6 +360,7 @@ impl Default for State {
             roles: Roles::default(),
             policies: Policies::default(),
             change_requests: ChangeRequests::new(),
+            purged_periods: BTreeSet::new(),
             issued: BTreeMap::new(),
             sequences: BTreeMap::new(),
         }
@@ -494,6 +502,15 @@ impl State {
             | Event::DocumentIssued { .. }
             | Event::InvoiceVoided { .. } => self.apply_billing(at, event)?,
             Event::Correction { .. } => {}
+            Event::UsagePurged { period } => {
+                if !self.closed_periods.contains(period) {
+                    return Err(CmsError::InvalidPeriod {
+                        text: period.to_string(),
+                        reason: "only invoiced (closed) periods are purged".into(),
+                    });
+                }
+                self.purged_periods.insert(*period);
+            }
             Event::RoleAssigned { .. }
             | Event::RoleRevoked { .. }
             | Event::PoliciesSet { .. }

@@ -425,7 +425,7 @@ impl<S: Store> Cms<S> {
         period: Period,
         reason: &str,
     ) -> Result<Vec<InvoiceDocument>, CmsError> {
-        if self.state.closed_periods.contains(&period) {
+        if self.state.closed_periods.contains(&period) && !self.state.purged_periods.contains(&period) {
             // The frozen month-end becomes the re-rated one: drafts not issued yet bill the new figures.
             let report = self.month_end_in(self.billing_context(), period, self.state.rules)?;
             let body = serde_json::to_string(&report)
@@ -456,6 +456,13 @@ impl<S: Store> Cms<S> {
         }
         if reason.trim().is_empty() {
             return Err(refuse(&format!("re-rating of {period}"), reason, "a re-rating needs a reason"));
+        }
+        if self.state.purged_periods.contains(&period) {
+            return Err(refuse(
+                &format!("re-rating of {period}"),
+                &period.to_string(),
+                "its raw usage was purged (retention): it cannot be re-rated",
+            ));
         }
         let report = self.month_end_in(self.billing_context(), period, self.state.rules)?;
         // Per (issuer, buyer): the live document a note corrects, the invoice if there is one, else the

@@ -271,6 +271,45 @@ impl<S: Store> Cms<S> {
         Ok(())
     }
 
+    /// Retention at `at`: purge the raw usage of every invoiced period that ended at least the policy's
+    /// `usage_retention_months` before `at` and lies beyond the late-usage look-back window. Each purge is
+    /// an audited command (`UsagePurged`) followed by the deletion; a purge interrupted between the two is
+    /// completed by the next call. Month-ends and documents stay. Returns the periods purged now and how
+    /// many records each lost.
+    pub fn purge_usage(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+    ) -> Result<Vec<(Period, u64)>, CmsError> {
+        self.refresh()?;
+        let Some(months) = self.state.policies.usage_retention_months else { return Ok(Vec::new()) };
+        let Some(latest) = self.state.closed_periods.iter().next_back().copied() else {
+            return Ok(Vec::new());
+        };
+        let window = i64::from(self.state.ingest_policy.look_back_periods);
+        let due: Vec<Period> = self
+            .state
+            .closed_periods
+            .iter()
+            .copied()
+            .filter(|period| ingest::months_between(period, &latest) >= window)
+            .filter(|period| {
+                period.end.checked_add_months(chrono::Months::new(months)).is_some_and(|kept| kept <= at)
+            })
+            .collect();
+        let mut purged = Vec::new();
+        for period in due {
+            if !self.state.purged_periods.contains(&period) {
+                self.execute(principal, at, &Event::UsagePurged { period })?;
+            }
+            let deleted = self.store.purge_usage(&period, None)?;
+            if deleted > 0 {
+                purged.push((period, deleted));
+            }
+        }
+        Ok(purged)
+    }
+
     /// The audit trail, checked against the event log (and an exported head, if given).
     pub fn verify_audit(&self, expected: Option<&AuditHead>) -> Result<Verification, CmsError> {
         Ok(verify(&self.store.audit_records()?, &self.store.events()?, expected))
@@ -687,7 +726,10 @@ fn describe(events: &[Event]) -> (String, String) {
     let target = ["id", "node", "list", "offer", "number", "period", "source"]
         .iter()
         .find_map(|key| {
-            value.get(*key).map(|found| found.as_str().map_or_else(|| found.to_string(), str::to_owned))
+            value.get(*key).map(|found| match serde_json::from_value::<Period>(found.clone()) {
+                Ok(period) => period.to_string(),
+                Err(_) => found.as_str().map_or_else(|| found.to_string(), str::to_owned),
+            })
         })
         .or_else(|| {
             ["list", "discount", "credit", "plan", "change_set", "rule", "service", "offer"].iter().find_map(

@@ -12,7 +12,8 @@
 //!   after one admin requested it and another approved it, unchanged;
 //! - notice: a change set that raises prices takes effect at least the notice period after it is
 //!   recorded;
-//! - invoice visibility: the roles that may read invoices, statements and showback.
+//! - invoice visibility: the roles that may read invoices, statements and showback;
+//! - retention: how long raw usage of invoiced periods is kept ([`crate::engine::Cms::purge_usage`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,6 +49,10 @@ pub struct Policies {
     pub increase_notice_days: u32,
     /// Roles that may read invoices, statements and showback.
     pub invoice_visibility: BTreeSet<Role>,
+    /// Retention: raw usage of an invoiced period is purged this many months after the period ends (and
+    /// only once late usage can no longer reach it); `None` keeps it.
+    #[serde(default)]
+    pub usage_retention_months: Option<u32>,
 }
 
 impl Default for Policies {
@@ -60,6 +65,7 @@ impl Default for Policies {
             four_eyes_above: None,
             increase_notice_days: 0,
             invoice_visibility: Role::ALL.into_iter().collect(),
+            usage_retention_months: None,
         }
     }
 }
