@@ -203,13 +203,9 @@ impl Store for SqliteStore {
         let actor = commit.actor;
         let at_text = text_of(commit.at).or_store(|| format!("commit of {actor}"))?;
         let transaction = self.begin("commit")?;
-        let last: i64 = transaction
-            .query_row("SELECT ifnull(max(seq), 0) FROM events", [], |row| row.get(0))
-            .or_store(|| "commit: read the last sequence number".into())?;
-        let last = u64::try_from(last).or_store(|| "commit: the last sequence number".into())?;
+        let last = last_event(&transaction, "commit")?;
         if let Some(audit) = commit.audit {
-            check_extends(audit, &read_head(&transaction)?, last + 1, commit.events.len() as u64)?;
-            append_audit(&transaction, audit)?;
+            extend_audit(&transaction, audit, last, commit.events.len() as u64)?;
         }
         {
             let mut insert =
@@ -318,12 +314,7 @@ impl Store for SqliteStore {
     ) -> Result<UsageWrite, CmsError> {
         let transaction = self.begin("put usage")?;
         if let Some(audit) = audit {
-            let last: i64 = transaction
-                .query_row("SELECT ifnull(max(seq), 0) FROM events", [], |row| row.get(0))
-                .or_store(|| "put usage: read the last sequence number".into())?;
-            let last = u64::try_from(last).or_store(|| "put usage: the last sequence number".into())?;
-            check_extends(audit, &read_head(&transaction)?, last + 1, 0)?;
-            append_audit(&transaction, audit)?;
+            extend_audit(&transaction, audit, last_event(&transaction, "put usage")?, 0)?;
         }
         if let Some(checkpoint) = checkpoint {
             put_checkpoint(&transaction, checkpoint)?;
@@ -344,12 +335,7 @@ impl Store for SqliteStore {
         let (start, end) = (bound(period.start)?, bound(period.end)?);
         let transaction = self.begin("purge usage")?;
         if let Some(audit) = audit {
-            let last: i64 = transaction
-                .query_row("SELECT ifnull(max(seq), 0) FROM events", [], |row| row.get(0))
-                .or_store(|| "purge usage: read the last sequence number".into())?;
-            let last = u64::try_from(last).or_store(|| "purge usage: the last sequence number".into())?;
-            check_extends(audit, &read_head(&transaction)?, last + 1, 0)?;
-            append_audit(&transaction, audit)?;
+            extend_audit(&transaction, audit, last_event(&transaction, "purge usage")?, 0)?;
         }
         let deleted = transaction
             .execute("DELETE FROM usage WHERE start_ns >= ?1 AND start_ns < ?2", params![start, end])
@@ -610,6 +596,25 @@ fn read_head(connection: &rusqlite::Connection) -> Result<AuditHead, CmsError> {
             Ok(AuditHead { seq: u64::try_from(seq).or_store(|| "the audit head".into())?, hash })
         }
     }
+}
+
+/// The last event's sequence number (0 when there is none), read inside `what`'s transaction.
+fn last_event(connection: &rusqlite::Connection, what: &str) -> Result<u64, CmsError> {
+    let last: i64 = connection
+        .query_row("SELECT ifnull(max(seq), 0) FROM events", [], |row| row.get(0))
+        .or_store(|| format!("{what}: read the last sequence number"))?;
+    u64::try_from(last).or_store(|| format!("{what}: the last sequence number"))
+}
+
+/// Check that `audit` extends the stored chain and names the `count` events after `last`, then append it.
+fn extend_audit(
+    connection: &rusqlite::Connection,
+    audit: &AuditRecord,
+    last: u64,
+    count: u64,
+) -> Result<(), CmsError> {
+    check_extends(audit, &read_head(connection)?, last + 1, count)?;
+    append_audit(connection, audit)
 }
 
 /// Insert an audit record and move the head to it.
