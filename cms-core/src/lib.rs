@@ -13,7 +13,8 @@
 //! - [`rating`]: dedupe and monthly quantities (the mergeable accumulator);
 //! - [`billing`]: invoices, commissions, overrides;
 //! - [`engine`]: the facade that applies commands and runs month-end on a store;
-//! - [`governance`]: roles and permissions, policies, the hash-chained audit trail.
+//! - [`governance`]: roles and permissions, policies, the hash-chained audit trail;
+//! - [`monitoring`]: budgets, alerts and their detection rules, scheduled jobs, dashboard data.
 #![forbid(unsafe_code)]
 
 pub mod billing;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod formats;
 pub mod governance;
 pub mod model;
+pub mod monitoring;
 pub mod rating;
 pub mod source;
 pub mod store;

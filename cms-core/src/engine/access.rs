@@ -125,7 +125,8 @@ pub(crate) fn requirements(state: &State, event: &Event) -> Vec<Requirement> {
         | Event::TaxRuleSet { .. }
         | Event::TaxRuleRemoved { .. }
         | Event::ChargebackSettingsSet { .. }
-        | Event::PoliciesSet { .. } => one(A::ManageSettings, platform()),
+        | Event::PoliciesSet { .. }
+        | Event::MonitoringSettingsSet { .. } => one(A::ManageSettings, platform()),
         Event::PeriodClosed { .. } | Event::UsagePurged { .. } => one(A::ManageBilling, platform()),
         Event::DocumentIssued { issuer, .. } => one(A::ManageBilling, vec![issuer.clone()]),
         Event::InvoiceVoided { number, .. } => {
@@ -141,7 +142,41 @@ pub(crate) fn requirements(state: &State, event: &Event) -> Vec<Requirement> {
             all
         }
         Event::ChangeApproved { .. } => one(A::ApproveChanges, platform()),
+        Event::BudgetSet { .. }
+        | Event::BudgetRemoved { .. }
+        | Event::AlertsEvaluated { .. }
+        | Event::JobRecorded { .. }
+        | Event::AlertAcknowledged { .. }
+        | Event::AlertResolved { .. } => monitoring_requirements(state, event),
         // Checked by the role rules themselves.
         Event::RoleAssigned { .. } | Event::RoleRevoked { .. } => Vec::new(),
+    }
+}
+
+/// What monitoring events need: budgets are managed at their node (and, when one replaces another of its
+/// id, at the old one's), alerts at the node they concern; evaluations and job runs are the scheduler's.
+fn monitoring_requirements(state: &State, event: &Event) -> Vec<Requirement> {
+    use Action as A;
+    match event {
+        Event::BudgetSet { budget } => {
+            let mut targets = vec![budget.node.clone()];
+            targets.extend(state.budgets.get(&budget.id).map(|old| old.node.clone()));
+            vec![(A::ManageBudgets, targets)]
+        }
+        Event::BudgetRemoved { id } => vec![(
+            A::ManageBudgets,
+            vec![state.budgets.get(id).map_or_else(|| PLATFORM_ID.to_owned(), |budget| budget.node.clone())],
+        )],
+        Event::AlertAcknowledged { id, .. } | Event::AlertResolved { id, .. } => vec![(
+            A::ManageAlerts,
+            vec![
+                state
+                    .alerts
+                    .alerts
+                    .get(id)
+                    .map_or_else(|| PLATFORM_ID.to_owned(), |alert| alert.scope.clone()),
+            ],
+        )],
+        _ => vec![(A::RunJobs, platform())],
     }
 }

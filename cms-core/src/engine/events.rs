@@ -23,6 +23,9 @@ use crate::model::price_book::{BookList, ChangeSet, PriceScope, PriceVersion};
 use crate::model::pricing::CommissionPlan;
 use crate::model::terms::CommercialTerms;
 use crate::model::time::{Instant, Period};
+use crate::monitoring::alerts::{AlertBook, Finding};
+use crate::monitoring::budgets::Budget;
+use crate::monitoring::jobs::{JobLog, JobRun, MonitoringSettings};
 
 /// The id of the platform root in every engine.
 pub const PLATFORM_ID: &str = "platform";
@@ -297,6 +300,55 @@ pub enum Event {
         /// The period.
         period: Period,
     },
+    /// A budget was set (or replaced, by id).
+    BudgetSet {
+        /// The budget.
+        budget: Budget,
+    },
+    /// A budget was removed.
+    BudgetRemoved {
+        /// Its id.
+        id: String,
+    },
+    /// Monitoring and scheduler settings were set.
+    MonitoringSettingsSet {
+        /// The settings.
+        settings: MonitoringSettings,
+    },
+    /// An evaluation of alerts (complete: open alerts it did not find are resolved; or, when `partial`, only
+    /// raising what it found).
+    AlertsEvaluated {
+        /// What it found.
+        findings: Vec<Finding>,
+        /// Raise only: resolve nothing.
+        #[serde(default)]
+        partial: bool,
+    },
+    /// An open alert was acknowledged.
+    AlertAcknowledged {
+        /// The alert.
+        id: u64,
+        /// The principal (the one recording the event).
+        by: String,
+        /// A note.
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// An alert was resolved by hand.
+    AlertResolved {
+        /// The alert.
+        id: u64,
+        /// The principal (the one recording the event).
+        by: String,
+        /// A note.
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// A scheduled job ran.
+    JobRecorded {
+        /// The run.
+        run: JobRun,
+    },
     /// A change that takes effect inside a closed (invoiced) period, made on purpose: issued documents
     /// stay as they are; re-rating the period issues credit or debit notes for the difference.
     Correction {
@@ -342,6 +394,14 @@ pub struct State {
     pub issued: BTreeMap<String, IssuedDocument>,
     /// The last number issued per issuer.
     pub sequences: BTreeMap<String, Sequence>,
+    /// Budgets by id.
+    pub budgets: BTreeMap<String, Budget>,
+    /// Monitoring and scheduler settings.
+    pub monitoring: MonitoringSettings,
+    /// Alerts.
+    pub alerts: AlertBook,
+    /// Scheduled job runs.
+    pub jobs: JobLog,
 }
 
 impl Default for State {
@@ -363,6 +423,10 @@ impl Default for State {
             purged_periods: BTreeSet::new(),
             issued: BTreeMap::new(),
             sequences: BTreeMap::new(),
+            budgets: BTreeMap::new(),
+            monitoring: MonitoringSettings::default(),
+            alerts: AlertBook::default(),
+            jobs: JobLog::default(),
         }
     }
 }
@@ -516,6 +580,13 @@ impl State {
             | Event::PoliciesSet { .. }
             | Event::ChangeRequested { .. }
             | Event::ChangeApproved { .. } => self.apply_governance(event)?,
+            Event::BudgetSet { .. }
+            | Event::BudgetRemoved { .. }
+            | Event::MonitoringSettingsSet { .. }
+            | Event::AlertsEvaluated { .. }
+            | Event::AlertAcknowledged { .. }
+            | Event::AlertResolved { .. }
+            | Event::JobRecorded { .. } => self.apply_monitoring(at, event)?,
             Event::PeriodClosed { period } => {
                 let month = Period::month(period.start.year(), period.start.month())?;
                 if month != *period {
@@ -560,6 +631,40 @@ impl State {
                 self.apply_issued(at, number, *kind, *period, issuer, buyer, hash, corrects.as_deref())?;
             }
             Event::InvoiceVoided { number, credit_note } => self.apply_voided(number, credit_note)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Apply an event of monitoring: budgets, settings, alerts, job runs.
+    fn apply_monitoring(&mut self, at: Instant, event: &Event) -> Result<(), CmsError> {
+        match event {
+            Event::BudgetSet { budget } => {
+                budget.validate()?;
+                self.node_exists(&budget.node)?;
+                self.budgets.insert(budget.id.clone(), budget.clone());
+            }
+            Event::BudgetRemoved { id } if self.budgets.remove(id).is_none() => {
+                return Err(CmsError::UnknownNode { kind: "budget".into(), id: id.clone(), context: None });
+            }
+            Event::MonitoringSettingsSet { settings } => {
+                settings.validate()?;
+                self.monitoring = settings.clone();
+            }
+            Event::AlertsEvaluated { findings, partial } => {
+                if *partial {
+                    self.alerts.raise(at, findings);
+                } else {
+                    self.alerts.evaluate(at, findings);
+                }
+            }
+            Event::AlertAcknowledged { id, by, note } => {
+                self.alerts.acknowledge(*id, by, at, note.as_deref())?;
+            }
+            Event::AlertResolved { id, by, note } => {
+                self.alerts.resolve(*id, by, at, note.as_deref())?;
+            }
+            Event::JobRecorded { run } => self.jobs.record(run.clone()),
             _ => {}
         }
         Ok(())

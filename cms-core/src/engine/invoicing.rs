@@ -80,7 +80,7 @@ pub struct Sequence {
 }
 
 /// Where a listed document stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentState {
     /// Not issued: recomputed on demand.

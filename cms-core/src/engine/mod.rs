@@ -11,6 +11,7 @@ pub mod commercial;
 pub mod events;
 pub mod ingest;
 pub mod invoicing;
+pub mod monitoring;
 pub mod queries;
 
 use std::collections::BTreeMap;
@@ -536,6 +537,22 @@ impl<S: Store> Cms<S> {
         period: Period,
         rules: BillingRules,
     ) -> Result<MonthEndReport, CmsError> {
+        let mut reports = self.compute_month_ends_until(context, period, rules, &[period.end])?;
+        reports.pop().ok_or_else(|| CmsError::Store { message: format!("month-end of {period}: no report") })
+    }
+
+    /// The month-end of `period` as it stands with the usage that started before each cutoff (ascending
+    /// instants): one report per cutoff, from one pass over the stored usage. Adjustments of earlier periods
+    /// billed in this one count from the first cutoff on. With the period's end as the only cutoff this is
+    /// the month-end; with the end of every day, the month-to-date cost day by day (a day's cost is the
+    /// difference of two consecutive reports, so tiers apply to the month's running total).
+    pub(crate) fn compute_month_ends_until(
+        &self,
+        context: BillingContext<'_>,
+        period: Period,
+        rules: BillingRules,
+        cutoffs: &[Instant],
+    ) -> Result<Vec<MonthEndReport>, CmsError> {
         let parts = Parts::of(&context, period);
         let resource_discounts: Vec<(String, String)> = context
             .terms
@@ -548,60 +565,89 @@ impl<S: Store> Cms<S> {
                 _ => None,
             })
             .collect();
-        // (folded subscription, meter, part, resource where a discount matches it) -> (spelling, quantity)
-        let mut usage: BTreeMap<SliceKey, (String, Decimal)> = BTreeMap::new();
-        let mut pass_through: BTreeMap<(String, MeterId, Currency), PassThroughCharge> = BTreeMap::new();
-        let mut stats = IngestStats::default();
+        let buckets = cutoffs.len();
+        // (folded subscription, meter, part, resource where a discount matches it) -> (spelling, quantity
+        // per cutoff bucket)
+        let mut usage: BTreeMap<SliceKey, (String, Vec<Decimal>)> = BTreeMap::new();
+        let mut pass_through: BTreeMap<(String, MeterId, Currency), Vec<PassThroughCharge>> = BTreeMap::new();
+        let mut stats = vec![IngestStats::default(); buckets];
         self.store.for_each_usage(&period, &mut |record| {
             if !record.existed_at_close() {
                 // Arrived after the period was invoiced: billed as an adjustment of a later period.
                 return Ok(());
             }
-            let quantity = record.quantity_as_billed_in(None);
-            if let (Some(cost), Some(amount)) = (&record.cost, record.cost_as_billed_in(None)) {
-                let charge = pass_through
-                    .entry((record.subscription.to_ascii_lowercase(), record.meter, cost.currency))
-                    .or_insert_with(|| pass_through_charge(record, cost.currency, None));
-                charge.quantity += quantity;
-                charge.cost += amount;
+            let bucket = cutoffs.partition_point(|cutoff| *cutoff <= record.start);
+            if bucket == buckets {
                 return Ok(());
             }
-            stats.rows += 1;
-            stats.accepted += 1;
+            let quantity = record.quantity_as_billed_in(None);
+            if let (Some(cost), Some(amount)) = (&record.cost, record.cost_as_billed_in(None)) {
+                let charges = pass_through
+                    .entry((record.subscription.to_ascii_lowercase(), record.meter, cost.currency))
+                    .or_insert_with(|| vec![pass_through_charge(record, cost.currency, None); buckets]);
+                charges[bucket].quantity += quantity;
+                charges[bucket].cost += amount;
+                return Ok(());
+            }
+            stats[bucket].rows += 1;
+            stats[bucket].accepted += 1;
             let subscription = record.subscription.to_ascii_lowercase();
             let resource = record.resource_uri.to_ascii_lowercase();
             let discounted =
                 resource_discounts.iter().any(|(id, uri)| *id == subscription && *uri == resource);
             let key =
                 (subscription, record.meter, parts.part_of(record.start), discounted.then_some(resource));
-            let entry = usage.entry(key).or_insert_with(|| (record.subscription.clone(), Decimal::ZERO));
-            entry.1 += quantity;
+            let entry = usage
+                .entry(key)
+                .or_insert_with(|| (record.subscription.clone(), vec![Decimal::ZERO; buckets]));
+            entry.1[bucket] += quantity;
             Ok(())
         })?;
-        let slices: Vec<UsageSlice> = usage
-            .into_iter()
-            .map(|((_, meter, part, resource), (subscription, quantity))| UsageSlice {
-                subscription,
-                meter,
-                part,
-                resource,
-                quantity,
-            })
-            .collect();
         let (adjustments, pass_through_adjustments) = self.adjustments_billed_in(&period)?;
-        let pass_through: Vec<PassThroughCharge> =
-            pass_through.into_values().chain(pass_through_adjustments).collect();
-        bill_with(
-            context,
-            rules,
-            BillingInput {
-                parts: &parts,
-                usage: &slices,
-                stats: &stats,
-                adjustments: &adjustments,
-                pass_through: &pass_through,
-            },
-        )
+        let mut reports = Vec::with_capacity(buckets);
+        let mut running_stats = IngestStats::default();
+        for bucket in 0..buckets {
+            running_stats.rows += stats[bucket].rows;
+            running_stats.accepted += stats[bucket].accepted;
+            let slices: Vec<UsageSlice> = usage
+                .iter()
+                .map(|((_, meter, part, resource), (subscription, quantities))| UsageSlice {
+                    subscription: subscription.clone(),
+                    meter: *meter,
+                    part: *part,
+                    resource: resource.clone(),
+                    quantity: quantities[..=bucket].iter().copied().sum(),
+                })
+                .filter(|slice| bucket + 1 == buckets || !slice.quantity.is_zero())
+                .collect();
+            let charges: Vec<PassThroughCharge> = pass_through
+                .values()
+                .filter_map(|charges| {
+                    let mut total = charges[0].clone();
+                    for charge in &charges[1..=bucket] {
+                        total.quantity += charge.quantity;
+                        total.cost += charge.cost;
+                    }
+                    let seen = charges[..=bucket]
+                        .iter()
+                        .any(|charge| !charge.quantity.is_zero() || !charge.cost.is_zero());
+                    (seen || bucket + 1 == buckets).then_some(total)
+                })
+                .chain(pass_through_adjustments.iter().cloned())
+                .collect();
+            reports.push(bill_with(
+                context,
+                rules,
+                BillingInput {
+                    parts: &parts,
+                    usage: &slices,
+                    stats: &running_stats,
+                    adjustments: &adjustments,
+                    pass_through: &charges,
+                },
+            )?);
+        }
+        Ok(reports)
     }
 
     /// The channel and terms, as billing reads them.
@@ -691,6 +737,15 @@ fn admit(principal: &Principal, state: &State, at: Instant, event: &Event) -> Re
         state.roles.check_assignment(hierarchy, &principal.id, &principal.node, assignment)?;
     }
     crate::governance::policy::evaluate(state, principal, at, event)?;
+    if let Event::AlertAcknowledged { by, .. } | Event::AlertResolved { by, .. } = event
+        && by != &principal.id
+    {
+        return Err(CmsError::Forbidden {
+            principal: principal.id.clone(),
+            action: "manage_alerts".into(),
+            scope: format!("acting as {by}"),
+        });
+    }
     if let Event::SubscriptionSet { id, info } = event {
         let current = state.channel.subscription(id).and_then(|info| info.offer.as_deref());
         if let Some(offer) = info.offer.as_deref().filter(|offer| Some(*offer) != current) {
@@ -732,15 +787,15 @@ fn describe(events: &[Event]) -> (String, String) {
             })
         })
         .or_else(|| {
-            ["list", "discount", "credit", "plan", "change_set", "rule", "service", "offer"].iter().find_map(
-                |key| {
+            ["list", "discount", "credit", "plan", "change_set", "rule", "service", "offer", "budget", "run"]
+                .iter()
+                .find_map(|key| {
                     value
                         .get(*key)
-                        .and_then(|object| object.get("id"))
+                        .and_then(|object| object.get("id").or_else(|| object.get("key")))
                         .and_then(|id| id.as_str())
                         .map(str::to_owned)
-                },
-            )
+                })
         })
         .unwrap_or_default();
     (command, target)

@@ -76,6 +76,12 @@ pub enum Action {
     ReadAudit,
     /// Approve another admin's request (four eyes).
     ApproveChanges,
+    /// Set and remove budgets.
+    ManageBudgets,
+    /// Acknowledge and resolve alerts.
+    ManageAlerts,
+    /// Run scheduled jobs and record their runs and alert evaluations.
+    RunJobs,
 }
 
 impl Role {
@@ -124,6 +130,8 @@ impl Role {
                         | A::ManageBilling
                         | A::AssignRoles
                         | A::ApproveChanges
+                        | A::ManageBudgets
+                        | A::ManageAlerts
                 )
             }
             Self::PartnerAdmin => {
@@ -134,11 +142,20 @@ impl Role {
                         | A::ManagePrices
                         | A::AssignRoles
                         | A::ApproveChanges
+                        | A::ManageBudgets
+                        | A::ManageAlerts
                 )
             }
-            Self::TenantAdmin => read || matches!(action, A::ManageSubscriptions | A::AssignRoles),
+            Self::TenantAdmin => {
+                read || matches!(
+                    action,
+                    A::ManageSubscriptions | A::AssignRoles | A::ManageBudgets | A::ManageAlerts
+                )
+            }
             Self::DistributorReader | Self::PartnerReader | Self::TenantReader => read,
-            Self::Service => read || matches!(action, A::IngestUsage | A::ManageBilling),
+            Self::Service => {
+                read || matches!(action, A::IngestUsage | A::ManageBilling | A::ManageAlerts | A::RunJobs)
+            }
         }
     }
 }
