@@ -651,3 +651,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ingestion_outside_the_scheduler_raises_late_usage_and_refused_record_alerts_once_recorded() {
+    let mut cms = setup();
+    let mut policy = cms.state().ingest_policy.clone();
+    policy.look_back_periods = 0;
+    cms.execute(&operator(), at(10, 1, 0), &Event::IngestPolicySet { policy }).unwrap();
+    ingest(&mut cms, &[record("s1", VM, at(10, 5, 0), "8")]);
+    cms.close_period(&operator(), at(11, 1, 0), Period::month(2026, 10).unwrap()).unwrap();
+    // A record of closed October arrives in November: beyond a look-back window of 0 periods, refused.
+    let summary =
+        cms.ingest(&[record("s1", VM, at(10, 6, 0), "8")], &PageOrigin::named("late page")).unwrap();
+    assert_eq!(summary.refused[0].code, "late_usage_refused");
+    cms.record_ingestion(&operator(), at(11, 2, 0), "pages", &summary).unwrap();
+    cms.evaluate_alerts(&scheduler(), at(11, 2, 1)).unwrap();
+    let late = only(&cms, AlertKind::LateUsage);
+    assert_eq!(late.related.as_deref(), Some("ingest:pages"));
+    assert!(
+        late.message
+            .starts_with("ingestion of pages: the run ingest:pages:2026-11-02T00:00:00+00:00 held 1 records")
+    );
+    assert!(of_kind(&cms, AlertKind::RefusedRecords).is_empty(), "late records are counted apart");
+    // A clean run of the same source resolves it.
+    let clean = cms.ingest(&day_of_s1(2), &PageOrigin::named("clean page")).unwrap();
+    cms.record_ingestion(&operator(), at(11, 3, 0), "pages", &clean).unwrap();
+    cms.evaluate_alerts(&scheduler(), at(11, 3, 1)).unwrap();
+    assert_eq!(only(&cms, AlertKind::LateUsage).status, AlertStatus::Resolved);
+}

@@ -532,30 +532,37 @@ impl<S: Store> Cms<S> {
                     format!("job {} failed at {}: [{code}] {message}", run.key, run.started.to_rfc3339()),
                 ));
             }
-            if let Job::Pull { region } = &run.job {
-                let count = |name: &str| run.counts.get(name).copied().unwrap_or_default();
-                if count("refused") > 0 {
-                    findings.push(Finding::new(
-                        AlertKind::RefusedRecords,
-                        Severity::Warning,
-                        PLATFORM_ID,
-                        region,
-                        format!("region {region}: the pull {} refused {} records", run.key, count("refused")),
-                    ));
-                }
-                if count("late_refused") > 0 {
-                    findings.push(Finding::new(
-                        AlertKind::LateUsage,
-                        Severity::Warning,
-                        PLATFORM_ID,
-                        region,
-                        format!(
-                            "region {region}: the pull {} held {} records of invoiced periods beyond the look-back window (refused)",
-                            run.key,
-                            count("late_refused")
-                        ),
-                    ));
-                }
+            let subject = match &run.job {
+                Job::Pull { region } => format!("region {region}"),
+                Job::Ingest { source } => format!("ingestion of {source}"),
+                _ => continue,
+            };
+            let related = match &run.job {
+                Job::Pull { region } => region.clone(),
+                job => job.name(),
+            };
+            let count = |name: &str| run.counts.get(name).copied().unwrap_or_default();
+            if count("refused") > 0 {
+                findings.push(Finding::new(
+                    AlertKind::RefusedRecords,
+                    Severity::Warning,
+                    PLATFORM_ID,
+                    &related,
+                    format!("{subject}: the run {} refused {} records", run.key, count("refused")),
+                ));
+            }
+            if count("late_refused") > 0 {
+                findings.push(Finding::new(
+                    AlertKind::LateUsage,
+                    Severity::Warning,
+                    PLATFORM_ID,
+                    &related,
+                    format!(
+                        "{subject}: the run {} held {} records of invoiced periods beyond the look-back window (refused)",
+                        run.key,
+                        count("late_refused")
+                    ),
+                ));
             }
         }
     }
@@ -722,24 +729,35 @@ impl<S: Store> Cms<S> {
         let mut source = hooks.source(region, &checkpoints, until)?;
         let mut counts = BTreeMap::new();
         while let Some(sourced) = source.next_page()? {
-            let summary = cms.ingest_as(principal, now, &sourced.page.records, &sourced.origin)?;
-            let late =
-                summary.refused.iter().filter(|refused| refused.code == "late_usage_refused").count() as u64;
-            for (name, value) in [
-                ("pages", 1),
-                ("received", summary.received),
-                ("stored", summary.stored),
-                ("duplicates", summary.duplicates),
-                ("corrections", summary.corrections.len() as u64),
-                ("refused", summary.refused.len() as u64 - late),
-                ("late_refused", late),
-                ("late_adjustments", summary.late_adjustments),
-                ("unknown_meter_records", summary.unknown_meters.values().sum()),
-            ] {
-                *counts.entry(name.to_owned()).or_insert(0) += value;
-            }
+            let mut summary = cms.ingest_as(principal, now, &sourced.page.records, &sourced.origin)?;
+            summary.pages = 1;
+            add_counts(&mut counts, &summary);
         }
         Ok(counts)
+    }
+
+    /// Record usage ingested outside the scheduler (a `cms ingest` run, an application's own batches) as a
+    /// job run of `Job::Ingest { source }`, so that its refused and late records raise alerts at the next
+    /// evaluation (and a clean run of the same source resolves them).
+    pub fn record_ingestion(
+        &mut self,
+        principal: &Principal,
+        at: Instant,
+        source: &str,
+        summary: &crate::engine::IngestSummary,
+    ) -> Result<u64, CmsError> {
+        let job = Job::Ingest { source: source.to_owned() };
+        let mut counts = BTreeMap::new();
+        add_counts(&mut counts, summary);
+        let run = JobRun {
+            key: format!("{}:{}", job.name(), at.to_rfc3339()),
+            job,
+            started: at,
+            finished: at,
+            outcome: JobOutcome::Done,
+            counts,
+        };
+        self.execute(principal, at, &Event::JobRecorded { run })
     }
 
     /// Run one job if its key is due (the evaluation also when this tick ran other jobs: their outcomes
@@ -982,6 +1000,24 @@ impl<S: Store> Cms<S> {
                 }
             })
             .collect())
+    }
+}
+
+/// Add an ingestion summary's counts to a job run's.
+fn add_counts(counts: &mut BTreeMap<String, u64>, summary: &crate::engine::IngestSummary) {
+    let late = summary.refused.iter().filter(|refused| refused.code == "late_usage_refused").count() as u64;
+    for (name, value) in [
+        ("pages", summary.pages),
+        ("received", summary.received),
+        ("stored", summary.stored),
+        ("duplicates", summary.duplicates),
+        ("corrections", summary.corrections.len() as u64),
+        ("refused", summary.refused.len() as u64 - late),
+        ("late_refused", late),
+        ("late_adjustments", summary.late_adjustments),
+        ("unknown_meter_records", summary.unknown_meters.values().sum()),
+    ] {
+        *counts.entry(name.to_owned()).or_insert(0) += value;
     }
 }
 

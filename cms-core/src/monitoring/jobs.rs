@@ -170,6 +170,12 @@ pub enum Job {
     },
     /// Evaluate budgets and alerts.
     Evaluate,
+    /// Usage ingested outside the scheduler (`cms ingest`, an application's own batches), recorded so
+    /// that refused and late records raise alerts like a pull's.
+    Ingest {
+        /// What was ingested (`pages`, `folder:east`, `focus`).
+        source: String,
+    },
     /// Purge raw usage by retention.
     Purge,
 }
@@ -182,6 +188,7 @@ impl Job {
             Self::Draft { period } => format!("draft:{period}"),
             Self::Issue { period } => format!("issue:{period}"),
             Self::Evaluate => "evaluate".into(),
+            Self::Ingest { source } => format!("ingest:{source}"),
             Self::Purge => "purge".into(),
         }
     }
