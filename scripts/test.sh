@@ -57,6 +57,14 @@ if [ -z "${CMS_PG_URL:-}" ]; then
     cat "$pg_dir/initdb.log" "$pg_dir/log" 2> /dev/null
   fi
 fi
+# Chromium (Debian's package) for the dashboard page's screenshot test; CMS_REQUIRE_CHROMIUM makes that test
+# fail instead of skipping when Chromium is missing.
+export CMS_REQUIRE_CHROMIUM=1
+if ! command -v chromium > /dev/null 2>&1; then
+  echo "== Chromium (Debian package)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
+    || echo "!! could not install Chromium: the dashboard screenshot test will fail"
+fi
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee "$log"
 test_status=${PIPESTATUS[0]}
@@ -68,11 +76,103 @@ check "cms demo runs, and a second run continues from its database" bash -c \
 # one and two threads), DuckDB and Polars must write the same bytes.
 check "month-end vs peers (outputs only)" env CMS_BENCH_DIR="${TMPDIR:-/tmp}/cms-ci-bench" \
   benches/month_end_vs_peers.sh --subscriptions 40 --pages --check-only
+# The C ABI (cms-ffi), on the debug libraries the workspace build made: the header cbindgen wrote during that
+# build must be the checked-in one; the C harness (cms-ffi/tests/c/test_cms.c: hostile calls, a month on
+# SQLite, every conformance vector, the month-end of a small generated month against DuckDB's outputs) is
+# compiled with gcc, linked dynamically (flags from the pkg-config file, rpath) and statically, and the
+# dynamic build runs again under valgrind (memcheck: no definite or indirect leak, no error).
+if ! command -v valgrind > /dev/null 2>&1 || ! command -v pkg-config > /dev/null 2>&1; then
+  echo "== valgrind, pkg-config (Debian packages)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind pkg-config > /dev/null; } \
+    || echo "!! could not install valgrind and pkg-config: the C checks will fail"
+fi
+check "cms.h is what cbindgen writes (no drift)" bash -c \
+  'test -s cms-ffi/include/cms.h && git diff --exit-code -- cms-ffi/include'
+c_lib="${CARGO_TARGET_DIR:-$root/target}/debug" c_work="${TMPDIR:-/tmp}/cms-ci-c"
+if [ ! -f "$c_work/month/duckdb/invoices.csv" ]; then
+  rm -rf "$c_work/month" && mkdir -p "$c_work" \
+    && "$CMS_PYTHON" ../shared/bench/gen_month.py "$c_work/month/data" --subscriptions 3 > /dev/null \
+    && "$CMS_PYTHON" ../shared/bench/peer_duckdb.py "$c_work/month/data" "$c_work/month/duckdb" > /dev/null \
+    || echo "!! could not generate the C harness's month"
+fi
+mkdir -p "$c_work/pkgconfig"
+sed -e "s|@PREFIX@|$root|" -e "s|@LIBDIR@|$c_lib|" -e "s|@INCLUDEDIR@|$root/cms-ffi/include|" \
+  -e "s|@VERSION@|$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|" cms-ffi/cms.pc.in > "$c_work/pkgconfig/cms.pc"
+c_harness=(cms-ffi/tests/c/test_cms.c -Icms-ffi/tests/c)
+c_run=("$root" "$c_work/month/data" "$c_work/month/duckdb")
+check "C harness, linked dynamically (pkg-config, rpath)" bash -c \
+  'gcc -std=c11 -Wall -Wextra -Werror "${@:4}" $(PKG_CONFIG_PATH="$2/pkgconfig" pkg-config --cflags --libs cms) \
+     -Wl,-rpath,"$1" -o "$2/test_cms_dyn" && "$2/test_cms_dyn" "$3" "$2/month/data" "$2/month/duckdb"' \
+  _ "$c_lib" "$c_work" "$root" "${c_harness[@]}"
+check "C harness, linked statically" bash -c \
+  'gcc -std=c11 -Wall -Wextra -Werror "${@:4}" -I"$3/cms-ffi/include" "$1/libcms_ffi.a" -lpthread -ldl -lm \
+     -o "$2/test_cms_static" && "$2/test_cms_static" "$3" "$2/month/data" "$2/month/duckdb"' \
+  _ "$c_lib" "$c_work" "$root" "${c_harness[@]}"
+check "C harness under valgrind (no leaks, no errors)" \
+  valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+  --error-exitcode=1 \
+  "$c_work/test_cms_dyn" "${c_run[@]}"
+
+# The Python binding (cms-python): its build and test tools in the venv, the package built in place (maturin
+# develop, debug), then its pytest suite (every conformance vector, the golden scenario, month-end byte for byte
+# against `cms month-end` and DuckDB, errors, SQLite reopened, the GIL released, DataFrames, the notebook
+# example), counted test by test in the tally like cargo's; mypy --strict and stubtest (the .pyi against the
+# module).
+echo "== Python binding: tools"
+.venv/bin/pip install --quiet --disable-pip-version-check -r cms-python/requirements-dev.txt \
+  || echo "!! could not install the Python binding's tools"
+check "cms-python builds and installs (maturin develop)" env VIRTUAL_ENV="$root/.venv" \
+  .venv/bin/maturin develop --quiet --locked -m cms-python/Cargo.toml
+echo "== pytest (cms-python)"
+CMS_CLI="${CARGO_TARGET_DIR:-$root/target}/debug/cms" MPLBACKEND=Agg \
+  .venv/bin/python -m pytest -q -p no:cacheprovider cms-python/tests 2>&1 | tee -a "$log"
+py_status=${PIPESTATUS[0]}
+check "mypy --strict (cms-python: package, tests, example)" \
+  bash -c 'cd cms-python && ../.venv/bin/python -m mypy --strict python/cms tests examples'
+check "stubtest (cms-python's stubs against the module)" bash -c 'cd cms-python \
+  && ../.venv/bin/python -m mypy.stubtest cms --mypy-config-file pyproject.toml --allowlist stubtest-allowlist.txt'
+
+# The Node binding (cms-node, napi-rs): npm ci (skipped while node_modules matches the lock), the addon built in
+# debug by napi (which regenerates index.d.ts: it must equal the checked-in one), then its node --test suite
+# (every conformance vector on memory and SQLite, the golden month through the typed methods on a reopened
+# SQLite file, month-end byte for byte against DuckDB from CSV and pages, errors with codes, the event loop
+# running meanwhile, index.d.ts against the exports), counted test by test in the tally (TAP: "# pass N").
+runner_log=$(mktemp)
+check "cms-node: npm ci" bash -c 'cd cms-node && { [ node_modules/.package-lock.json -nt package-lock.json ] \
+  || npm ci --no-audit --no-fund --loglevel=error; }'
+cp cms-node/index.d.ts "$runner_log.d.ts"
+check "cms-node builds (napi build, debug)" bash -c 'cd cms-node && npm run --silent build > /dev/null'
+check "cms-node: index.d.ts is what napi generates (no drift)" cmp cms-node/index.d.ts "$runner_log.d.ts"
+echo "== node --test (cms-node)"
+(cd cms-node && npm test --silent) 2>&1 | tee -a "$runner_log"
+node_status=${PIPESTATUS[0]}
+# uniffi (cms-uniffi): the library and its generator (feature `cli`), Kotlin, Swift and Ruby generated; the
+# Swift must equal the checked-in cms-uniffi/generated/swift/ (no Swift compiler here); the Kotlin test (kotlinc from the npm package
+# kotlin-compiler, cached under target/tools/, Debian's JNA) and the Ruby test (Debian's ruby-ffi) run a
+# month-end and every conformance vector, and end with "<language>: N passed, M failed", counted in the tally.
+uniffi=(cms-uniffi/tests/run.sh)
+check "cms-uniffi: build, generate Kotlin, Swift and Ruby" "${uniffi[@]}" generate
+check "cms-uniffi: the generated Swift is the checked-in one" "${uniffi[@]}" swift
+echo "== Kotlin and Ruby (cms-uniffi)"
+"${uniffi[@]}" kotlin 2>&1 | tee -a "$runner_log"
+kotlin_status=${PIPESTATUS[0]}
+"${uniffi[@]}" ruby 2>&1 | tee -a "$runner_log"
+ruby_status=${PIPESTATUS[0]}
+# node --test closes with "# pass N" and "# fail M"; the Kotlin and Ruby tests with "<language>: N passed, M failed".
+read -r runners_passed runners_failed < <(awk '/^# pass [0-9]+$/ { p += $3 } /^# fail [0-9]+$/ { f += $3 }
+  /^[a-z]+: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 } END { print p + 0, f + 0 }' "$runner_log")
+for status in "$node_status" "$kotlin_status" "$ruby_status"; do # a crash or a build error: no closing line
+  if [ "$status" -ne 0 ] && [ "$runners_failed" -eq 0 ]; then runners_failed=1; fi
+done
+rm -f "$runner_log" "$runner_log.d.ts"
 
 # Tally every runner: cargo prints "test result: ok. N passed; M failed; ...".
 read -r cargo_passed cargo_failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
 if [ "$test_status" -ne 0 ] && [ "$cargo_failed" -eq 0 ]; then cargo_failed=1; fi # a crash or a build error in tests
-passed=$((cargo_passed + checks_passed))
-failed=$((cargo_failed + checks_failed))
+# pytest closes with "N passed, M failed, K errors in T s" (errors count as failures).
+read -r py_passed py_failed < <(awk '/^(=+ )?[0-9]+ [a-z]+.* in [0-9.]+s/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^(failed|errors?)/) f += $i } } END { print p + 0, f + 0 }' "$log")
+if [ "$py_status" -ne 0 ] && [ "$py_failed" -eq 0 ]; then py_failed=1; fi # no test collected, or a crash
+passed=$((cargo_passed + py_passed + runners_passed + checks_passed))
+failed=$((cargo_failed + py_failed + runners_failed + checks_failed))
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

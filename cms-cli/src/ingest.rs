@@ -10,14 +10,15 @@
 //! reads.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use cms_azure_stack::{ClientCredentials, MultiRegionSource, PageFolderSource, RegionConfig, UsageApiClient};
 use cms_core::engine::{Cms, Event, IngestSummary};
-use cms_core::error::Location;
-use cms_core::formats::focus::read_focus_csv;
+use cms_core::error::{Location, Position};
+use cms_core::formats::focus::{FocusCharge, read_focus_csv};
+use cms_core::formats::focus_parquet::{is_parquet, read_focus_parquet_file};
 use cms_core::formats::focus_usage::charge_to_usage;
 use cms_core::formats::usage_api::parse_page;
 use cms_core::formats::workload::{PLATFORM_ID, read_hierarchy, read_subscriptions};
@@ -53,7 +54,7 @@ pub enum Source {
     },
     /// FOCUS 1.2 cost data of other clouds (Azure, AWS, GCP exports), billed by pass-through pricing.
     Focus {
-        /// FOCUS CSV files.
+        /// FOCUS files: CSV, or Parquet (told by its `PAR1` magic bytes or a `.parquet` name).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -122,7 +123,7 @@ fn invalid(path: &Path, field: &str, text: &str, reason: &str) -> CmsError {
     }
 }
 
-fn region_config(path: &Path) -> Result<RegionConfig, CmsError> {
+pub(crate) fn region_config(path: &Path) -> Result<RegionConfig, CmsError> {
     let bytes = std::fs::read(path).map_err(|error| io_error(path, &error))?;
     let file: RegionFile = serde_json::from_slice(&bytes).map_err(|error| CmsError::BadJson {
         at: Location::whole(path.display().to_string()),
@@ -226,8 +227,17 @@ pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
             cms.execute(&operator, crate::actor::now(), &Event::IngestPolicySet { policy })?;
         }
     }
+    // Recorded as a job run, so that refused and late records raise alerts at the next evaluation.
+    let source_name = match &source {
+        Source::Pages { .. } => "pages".to_owned(),
+        Source::Folder { region, .. } if region.is_empty() => "folder".to_owned(),
+        Source::Folder { region, .. } => format!("folder:{region}"),
+        Source::Focus { .. } => "focus".to_owned(),
+        Source::Region { .. } => "region".to_owned(),
+    };
     if let Source::Focus { files } = &source {
         let summary = ingest_focus(&mut cms, files)?;
+        cms.record_ingestion(&operator, crate::actor::now(), &source_name, &summary)?;
         return finish(&cms, options, &summary);
     }
     let (mut inner, pages): (Box<dyn UsageSource>, Option<u64>) = match source {
@@ -267,7 +277,9 @@ pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
     );
     let summary = cms.pull(&mut Progress { inner: inner.as_mut(), bar: bar.clone() });
     bar.finish_and_clear();
-    finish(&cms, options, &summary?)
+    let summary = summary?;
+    cms.record_ingestion(&operator, crate::actor::now(), &source_name, &summary)?;
+    finish(&cms, options, &summary)
 }
 
 fn finish(cms: &Cms<SqliteStore>, options: &Options, summary: &IngestSummary) -> Result<(), CmsError> {
@@ -285,8 +297,18 @@ fn finish(cms: &Cms<SqliteStore>, options: &Options, summary: &IngestSummary) ->
 /// Rows of a FOCUS file go to the engine in batches of this many.
 const FOCUS_BATCH: usize = 1000;
 
-/// FOCUS files, streamed in batches through the engine's rules. Tax rows are counted and skipped (CMS
-/// computes its own taxes).
+/// Whether a FOCUS file is Parquet: it starts with the Parquet magic bytes, or is named `*.parquet` (so a
+/// damaged Parquet file gets the Parquet reader's error, not a CSV header error). Leaves `file` at its start.
+fn is_parquet_file(path: &Path, file: &mut File) -> Result<bool, CmsError> {
+    let mut head = Vec::with_capacity(4);
+    let read = (&mut *file).take(4).read_to_end(&mut head).and_then(|_| file.seek(SeekFrom::Start(0)));
+    read.map_err(|error| io_error(path, &error))?;
+    let named = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("parquet"));
+    Ok(is_parquet(&head) || named)
+}
+
+/// FOCUS files (CSV or Parquet), streamed in batches through the engine's rules. Tax rows are counted and
+/// skipped (CMS computes its own taxes).
 fn ingest_focus(cms: &mut Cms<SqliteStore>, files: &[PathBuf]) -> Result<IngestSummary, CmsError> {
     let mut summary = IngestSummary::default();
     let bar = ProgressBar::new(files.len() as u64);
@@ -295,12 +317,14 @@ fn ingest_focus(cms: &mut Cms<SqliteStore>, files: &[PathBuf]) -> Result<IngestS
             .file_name()
             .map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned());
         bar.set_message(name.clone());
-        let input = BufReader::new(File::open(path).map_err(|error| io_error(path, &error))?);
+        let mut file = File::open(path).map_err(|error| io_error(path, &error))?;
+        let parquet = is_parquet_file(path, &mut file)?;
+        // Batches are named by their lines (CSV, the header being line 1) or rows (Parquet, from 0).
+        let (unit, mut first) = if parquet { ("rows", 0) } else { ("lines", 2) };
         let mut batch: Vec<UsageRecord> = Vec::with_capacity(FOCUS_BATCH);
-        let mut first_line = 2;
         let mut flush = |batch: &mut Vec<UsageRecord>, first: u64, last: u64| -> Result<(), CmsError> {
             if !batch.is_empty() {
-                let origin = PageOrigin::named(format!("{name} lines {first}-{last}"));
+                let origin = PageOrigin::named(format!("{name} {unit} {first}-{last}"));
                 let mut part = cms.ingest(batch, &origin)?;
                 part.pages = 1;
                 summary.add(part);
@@ -308,24 +332,29 @@ fn ingest_focus(cms: &mut Cms<SqliteStore>, files: &[PathBuf]) -> Result<IngestS
             }
             Ok(())
         };
-        let mut last_line = 1;
+        let mut last = first;
         let mut taxes = 0;
-        read_focus_csv(input, &name, |charge, at| {
-            last_line = match at.position {
-                cms_core::error::Position::Line(line) => line,
-                _ => last_line + 1,
+        let visit = |charge: &FocusCharge, at: &Location| -> Result<(), CmsError> {
+            last = match at.position {
+                Position::Line(position) | Position::Record(position) => position,
+                _ => last + 1,
             };
             match charge_to_usage(charge) {
                 Some(record) => batch.push(record),
                 None => taxes += 1,
             }
             if batch.len() == FOCUS_BATCH {
-                flush(&mut batch, first_line, last_line)?;
-                first_line = last_line + 1;
+                flush(&mut batch, first, last)?;
+                first = last + 1;
             }
             Ok(())
-        })?;
-        flush(&mut batch, first_line, last_line)?;
+        };
+        if parquet {
+            read_focus_parquet_file(file, &name, visit)?;
+        } else {
+            read_focus_csv(BufReader::new(file), &name, visit)?;
+        }
+        flush(&mut batch, first, last)?;
         summary.received += taxes;
         summary.tax_rows_skipped += taxes;
         bar.inc(1);

@@ -7,7 +7,9 @@
 //!   SQLite store, with a summary;
 //! - `cms invoice preview|issue|void|rerate|interim|list|show|verify [--db FILE]`: invoice documents;
 //! - `cms commission statement [--db FILE]`: commission statements of the documents issued in a period;
-//! - `cms showback [--db FILE]`: what each department cost, or the chargeback journal.
+//! - `cms showback [--db FILE]`: what each department cost, or the chargeback journal;
+//! - `cms tick`, `cms budget`, `cms alerts`: the scheduler run once, budgets, alerts;
+//! - `cms report [dashboard --out FILE.html]`: the dashboard's figures as text, JSON or one HTML page.
 //!
 //! Commands on `--db` act as the operator (the platform principal named after the OS user) at the current
 //! time.
@@ -15,11 +17,13 @@
 //! Every error prints `error[code]: message` (the message names the file and line at fault) and exits 2.
 
 mod actor;
+mod dashboard_html;
 mod demo;
 mod ingest;
 mod invoice;
+mod monitor;
 mod month_end;
-mod parallel;
+mod report;
 mod statements;
 mod tables;
 
@@ -95,6 +99,39 @@ enum Command {
     /// Showback: what each department (tenant) and project cost in a period, shared costs included; or
     /// the chargeback journal.
     Showback(statements::ShowbackOptions),
+    /// Run whatever is due once (for cron or a systemd timer): pull regions, draft and issue invoices,
+    /// purge by retention, evaluate budgets and alerts, deliver alert changes.
+    Tick(monitor::TickOptions),
+    /// Budgets per node, and the monitoring settings.
+    Budget {
+        #[command(subcommand)]
+        command: monitor::BudgetCommand,
+        /// The SQLite database.
+        #[arg(long, global = true, default_value = "cms.db")]
+        db: PathBuf,
+        #[command(flatten)]
+        acting: monitor::Acting,
+    },
+    /// Alerts of the principal's branch: list, acknowledge, resolve.
+    Alerts {
+        #[command(subcommand)]
+        command: monitor::AlertsCommand,
+        /// The SQLite database.
+        #[arg(long, global = true, default_value = "cms.db")]
+        db: PathBuf,
+        #[command(flatten)]
+        acting: monitor::Acting,
+    },
+    /// The dashboard's figures for a scope and period: as text (or `--json`), or `dashboard --out FILE.html`.
+    Report {
+        #[command(subcommand)]
+        command: Option<report::ReportCommand>,
+        #[command(flatten)]
+        args: report::ReportArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,19 +140,15 @@ fn main() -> ExitCode {
         Command::Demo { db } => demo::run(&db),
         Command::Ingest { source, options } => ingest::run(source, &options),
         Command::MonthEnd { data, out, pages, strict, threads, focus_out } => {
-            month_end::run(&month_end::Options {
-                data: &data,
-                out: &out,
-                pages: pages.as_deref(),
-                strict,
-                threads: threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
-                focus_out: focus_out.as_deref(),
-            })
+            month_end::run(&cms_api::month_end::Options { data, out, pages, strict, threads, focus_out })
         }
         Command::Invoice { command, db } => invoice::run(command, &db),
         Command::Commission { command, db } => statements::commission(command, &db),
         Command::Showback(options) => statements::showback(&options),
+        Command::Tick(options) => monitor::tick(&options),
+        Command::Budget { command, db, acting } => monitor::budget(command, &db, &acting),
+        Command::Alerts { command, db, acting } => monitor::alerts(command, &db, &acting),
+        Command::Report { command, args, json } => report::run(command, &args, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -179,7 +179,22 @@ fn demo_prints_invoices_and_statements_and_continues() {
         section(&second, "Invoice 2025-03", "2025-03 is closed"),
         "March's documents again"
     );
-    assert_eq!(section(&text, "Invoices 2025-04", "\n\n\n"), section(&second, "Invoices 2025-04", "\n\n\n"));
+    assert_eq!(
+        section(&text, "Invoices 2025-04", "Scheduler tick"),
+        section(&second, "Invoices 2025-04", "Scheduler tick")
+    );
+    // Monitoring: the first run's tick runs the slot's jobs, the second finds them done; the budget is
+    // breached in both; the dashboard page is written beside the database.
+    assert!(
+        text.contains("Scheduler tick at 2025-04-30T12:00:00+00:00: ran draft:2025-03, purge:2025-04-30"),
+        "{text}"
+    );
+    assert!(second.contains("nothing due, the 3 jobs of this slot ran already"), "{second}");
+    for run in [&text, &second] {
+        assert!(run.contains("budget_breach") && run.contains("109.29% of 53.92 USD"), "{run}");
+    }
+    let page = std::fs::read_to_string(dir.path().join("cms-dashboard.html")).unwrap();
+    assert!(page.contains("Cost by day") && page.contains("278.35 USD"));
     assert!(text.contains("Preview of rise-2025-04-compute on 2025-03 usage"), "{text}");
     assert!(second.contains("change set is already applied"), "{second}");
     for expected in [

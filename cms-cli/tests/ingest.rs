@@ -230,6 +230,69 @@ SubAccountId,ConsumedQuantity,ConsumedUnit";
     );
 }
 
+fn focus_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/focus").join(name)
+}
+
+/// The exported usage CSV with decimals compared by value (a Parquet DECIMAL or DOUBLE column carries its
+/// own scale: `74.4000000000` or `74.4` where the CSV export wrote `74.40`).
+fn by_value(exported: &str) -> Vec<String> {
+    let number = |cell: &str| {
+        if cell.contains('.') && cell.trim_start_matches('-').chars().all(|c| c.is_ascii_digit() || c == '.')
+        {
+            cell.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            cell.to_owned()
+        }
+    };
+    exported.lines().map(|line| line.split(',').map(number).collect::<Vec<_>>().join(",")).collect()
+}
+
+/// A FOCUS Parquet export goes into the SQLite database exactly as the same data as CSV does: the same
+/// summary and the same stored records; a file is told Parquet by its magic bytes, whatever its name.
+#[test]
+fn focus_parquet_files_are_ingested_like_their_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = |file: PathBuf, label: &str| {
+        let db = dir.path().join(format!("{label}.db"));
+        let out = dir.path().join(format!("{label}.csv"));
+        let summary = json_summary(&cms(&[
+            "ingest",
+            "focus",
+            file.to_str().unwrap(),
+            "--json",
+            "--db",
+            db.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        (summary, by_value(&std::fs::read_to_string(out).unwrap()))
+    };
+    let (csv_summary, csv_usage) = ingest(focus_fixture("aws-focus.csv"), "csv");
+    assert_eq!((csv_summary["received"].as_u64(), csv_summary["stored"].as_u64()), (Some(5), Some(4)));
+    assert_eq!(csv_summary["tax_rows_skipped"], 1);
+    assert_eq!(csv_usage.len(), 5, "a header and the four charges");
+    let unnamed = dir.path().join("aws-export");
+    std::fs::copy(focus_fixture("aws-focus.decimal-us-local.snappy.parquet"), &unnamed).unwrap();
+    for (file, label) in [(focus_fixture("aws-focus.parquet"), "gzip-double"), (unnamed, "no-extension")] {
+        let (summary, usage) = ingest(file, label);
+        assert_eq!(summary, csv_summary, "{label}");
+        assert_eq!(usage, csv_usage, "{label}");
+    }
+    assert!(csv_usage.iter().any(|line| line.ends_with(",74.4,USD")), "{csv_usage:?}");
+
+    let whole = std::fs::read(focus_fixture("gcp-focus.parquet")).unwrap();
+    let cut = dir.path().join("cut.parquet");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let output = cms(&["ingest", "focus", cut.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error[bad_record]: cut.parquet: bad record: truncated Parquet file"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn month_end_exports_focus_per_issuing_level() {
     let case_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/month_end.json");

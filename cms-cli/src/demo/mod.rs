@@ -11,6 +11,10 @@
 //! - April: previews a 5 % rise of the compute meters of the platform list on March's usage (Adatum
 //!   exempt), applies it from April 1, moves Tailspin from Contoso to Fabrikam on April 16, rates April.
 //!
+//! - Monitoring: a budget for Adatum (90 % of its April cost, so it is breached), one scheduler tick at
+//!   30 April 12:00 (drafts March, evaluates budgets and alerts), the open alerts, and the dashboard as one
+//!   HTML page beside the database (`cms-dashboard.html`).
+//!
 //! A second run on the same file continues from it: the channel, the closed period, the rise and the move
 //! are already recorded, and every usage record arrives again as a duplicate.
 
@@ -131,11 +135,11 @@ pub fn run(db: &Path) -> Result<(), CmsError> {
     }
     println!("\n{march} is closed: usage arriving for it later is billed as an adjustment.");
 
-    april(&mut cms, &operator, march)
+    april(&mut cms, &operator, march, db)
 }
 
 /// April: a price rise previewed on March and applied, a tenant moved mid-month, the month rated.
-fn april(cms: &mut Cms<SqliteStore>, operator: &Principal, march: Period) -> Result<(), CmsError> {
+fn april(cms: &mut Cms<SqliteStore>, operator: &Principal, march: Period, db: &Path) -> Result<(), CmsError> {
     let april = march.next_month()?;
     let rise = ChangeSet {
         id: RISE.into(),
@@ -193,6 +197,65 @@ fn april(cms: &mut Cms<SqliteStore>, operator: &Principal, march: Period) -> Res
          commissioned to the partner Tailspin was under when the usage started.",
         split.len(),
         lines.len(),
+    );
+    let adatum: cms_core::Decimal = report
+        .invoices
+        .iter()
+        .filter(|invoice| invoice.buyer == "tenant-adatum")
+        .map(|invoice| invoice.total)
+        .sum();
+    monitoring(cms, operator, april, adatum, db)
+}
+
+/// A budget, one scheduler tick, the alerts and the dashboard page.
+fn monitoring(
+    cms: &mut Cms<SqliteStore>,
+    operator: &Principal,
+    april: Period,
+    adatum: cms_core::Decimal,
+    db: &Path,
+) -> Result<(), CmsError> {
+    let budget = cms_core::monitoring::budgets::Budget {
+        id: "budget-adatum".into(),
+        node: "tenant-adatum".into(),
+        amount: (adatum * dec("0.9")).round_dp(2),
+        currency: cms_core::model::money::Currency::USD,
+        warning_percent: dec("80"),
+        breach_percent: dec("100"),
+        forecast: true,
+    };
+    if !cms.state().budgets.contains_key(&budget.id) {
+        cms.set_budget(operator, crate::actor::now(), budget.clone())?;
+    }
+    let at = utc(2025, 4, 30) + chrono::Duration::hours(12);
+    let report =
+        cms.tick(&Principal::platform("scheduler"), at, &mut cms_core::engine::monitoring::NoHooks)?;
+    let ran: Vec<&str> = report.runs.iter().map(|run| run.key.as_str()).collect();
+    if ran.is_empty() {
+        println!(
+            "\nScheduler tick at {}: nothing due, the {} jobs of this slot ran already.",
+            at.to_rfc3339(),
+            report.skipped.len()
+        );
+    } else {
+        println!("\nScheduler tick at {}: ran {}.", at.to_rfc3339(), ran.join(", "));
+    }
+    println!("Budget {} for Adatum: {} USD a month. Open alerts:", budget.id, budget.amount);
+    println!("{}", crate::monitor::alert_table(&cms.alerts(operator, false)?));
+    let board = cms.dashboard(operator, april, at)?;
+    let page = db.with_file_name("cms-dashboard.html");
+    std::fs::write(&page, crate::dashboard_html::render(&board))
+        .map_err(|error| crate::io_error(&page, &error))?;
+    println!(
+        "Dashboard of {april} (month to date {}) written to {} (`cms report --period {april} --at {}` prints it).",
+        board
+            .month_to_date
+            .iter()
+            .map(|amount| format!("{} {}", amount.amount, amount.currency))
+            .collect::<Vec<_>>()
+            .join(", "),
+        page.display(),
+        at.to_rfc3339()
     );
     Ok(())
 }

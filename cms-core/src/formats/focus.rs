@@ -45,6 +45,10 @@
 //! buffer without bound. The reader checks each value on its own; the specification's cross-column rules
 //! (for example "`PricingCategory` must be null when `ChargeCategory` is Tax") are not enforced.
 //!
+//! With the cargo feature `parquet`, `focus_parquet` reads the same rows from Parquet files: it turns each
+//! Parquet row into the cells a CSV export carries and validates them with this module's row function, so
+//! both readers give the same charges.
+//!
 //! # Export
 //!
 //! [`write_focus_csv`] writes the 57 columns in the specification's (alphabetical) order, then the `x_`
@@ -514,7 +518,7 @@ pub struct FocusCharge {
     pub extensions: BTreeMap<String, String>,
 }
 
-/// What [`read_focus_csv`] saw.
+/// What [`read_focus_csv`] (or the Parquet reader, feature `parquet`) saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FocusReadSummary {
     /// Rows read (and visited).
@@ -564,22 +568,17 @@ pub fn read_focus_csv(
     mut visit: impl FnMut(&FocusCharge, &Location) -> Result<(), CmsError>,
 ) -> Result<FocusReadSummary, CmsError> {
     let mut reader = GuardedReader::new(input, source);
-    let layout = Layout::new(reader.header()?, source)?;
+    let names = reader.header()?.iter().map(|name| String::from_utf8_lossy(name).into_owned()).collect();
+    let layout = Layout::new(names, &Location::line(source, 1))?;
     let mut tally = Tally::default();
     let mut record = csv::ByteRecord::new();
     while let Some(line) = reader.read(&mut record)? {
-        let cells = Cells { record: &record, layout: &layout, source, line };
-        let charge = cells.charge()?;
+        let at = Location::line(source, line);
+        let charge = charge_of_row(&record, &layout, &at)?;
         tally.add(&charge);
-        visit(&charge, &Location::line(source, line))?;
+        visit(&charge, &at)?;
     }
-    Ok(FocusReadSummary {
-        rows: tally.rows,
-        rows_by_charge_category: tally.by_category,
-        currencies: tally.currencies.into_values().collect(),
-        extension_columns: layout.extensions.into_iter().map(|(name, _)| name).collect(),
-        ignored_columns: layout.ignored,
-    })
+    Ok(tally.summary(layout))
 }
 
 /// Write `rows` as a FOCUS 1.2 CSV file: a header of the [`FOCUS_COLUMNS`] then `extension_columns`, one
@@ -635,17 +634,21 @@ fn is_extension(name: &str) -> bool {
     name.starts_with("x_") || name.starts_with("X_")
 }
 
-/// Where each column sits in the file.
-struct Layout {
+/// Where each column sits in a header: a CSV file's first record, or a Parquet file's top-level fields.
+pub(crate) struct Layout {
     focus: [Option<usize>; COLUMN_COUNT],
     extensions: Vec<(String, usize)>,
     ignored: Vec<String>,
 }
 
 impl Layout {
-    fn new(header: &csv::ByteRecord, source: &str) -> Result<Self, CmsError> {
-        let names: Vec<String> =
-            header.iter().map(|name| String::from_utf8_lossy(name).trim().to_owned()).collect();
+    /// The layout of a header whose column names are `names` (surrounding whitespace ignored); `at` locates
+    /// the header in errors.
+    ///
+    /// Errors: `bad_header` when a [`MANDATORY_COLUMNS`] entry is missing; `invalid_value` for a column
+    /// named twice.
+    pub(crate) fn new(names: Vec<String>, at: &Location) -> Result<Self, CmsError> {
+        let names: Vec<String> = names.into_iter().map(|name| name.trim().to_owned()).collect();
         let mut layout = Self { focus: [None; COLUMN_COUNT], extensions: Vec::new(), ignored: Vec::new() };
         let mut extension_names = BTreeSet::new();
         for (index, name) in names.iter().enumerate() {
@@ -663,7 +666,7 @@ impl Layout {
             };
             if duplicate {
                 return Err(CmsError::InvalidValue {
-                    at: Location::line(source, 1),
+                    at: at.clone(),
                     text: name.clone(),
                     reason: "column appears more than once in the header".into(),
                 });
@@ -674,30 +677,60 @@ impl Layout {
         });
         if let Some(column) = missing {
             return Err(CmsError::BadHeader {
-                at: Location::line(source, 1),
+                at: at.clone(),
                 expected: column.name().to_owned(),
                 found: names,
             });
         }
         Ok(layout)
     }
+
+    /// Whether the column at header position `index` is read: a FOCUS 1.2 column or an `x_` column (the
+    /// ignored ones are not).
+    #[cfg(feature = "parquet")]
+    pub(crate) fn is_read(&self, index: usize) -> bool {
+        self.focus.contains(&Some(index)) || self.extensions.iter().any(|(_, position)| *position == index)
+    }
 }
 
-/// The cells of one record, read by column.
+/// The cells of one row, by header position: what both FOCUS readers hand to [`charge_of_row`]. A cell is
+/// its text as bytes (checked for UTF-8 where it is read); an empty cell, or a position the row does not
+/// have, is null.
+pub(crate) trait RowCells {
+    /// The cell at header position `index`.
+    fn cell(&self, index: usize) -> &[u8];
+}
+
+impl RowCells for csv::ByteRecord {
+    fn cell(&self, index: usize) -> &[u8] {
+        self.get(index).unwrap_or_default()
+    }
+}
+
+/// The one validation of a FOCUS row, whatever file it came from: every column typed as the module
+/// documentation says, every error located at `at` and naming the column.
+pub(crate) fn charge_of_row(
+    row: &dyn RowCells,
+    layout: &Layout,
+    at: &Location,
+) -> Result<FocusCharge, CmsError> {
+    Cells { row, layout, at }.charge()
+}
+
+/// The cells of one row, read by column.
 struct Cells<'a> {
-    record: &'a csv::ByteRecord,
+    row: &'a dyn RowCells,
     layout: &'a Layout,
-    source: &'a str,
-    line: u64,
+    at: &'a Location,
 }
 
 impl Cells<'_> {
     fn at(&self) -> Location {
-        Location::line(self.source, self.line)
+        self.at.clone()
     }
 
     fn raw(&self, column: Column) -> &[u8] {
-        self.layout.focus[column as usize].and_then(|index| self.record.get(index)).unwrap_or_default()
+        self.layout.focus[column as usize].map_or(&[], |index| self.row.cell(index))
     }
 
     fn utf8<'b>(&self, bytes: &'b [u8], name: &str) -> Result<&'b str, CmsError> {
@@ -807,7 +840,7 @@ impl Cells<'_> {
     fn extensions(&self) -> Result<BTreeMap<String, String>, CmsError> {
         let mut values = BTreeMap::new();
         for (name, index) in &self.layout.extensions {
-            let bytes = self.record.get(*index).unwrap_or_default();
+            let bytes = self.row.cell(*index);
             if !bytes.is_empty() {
                 values.insert(name.clone(), self.utf8(bytes, name)?.to_owned());
             }
@@ -910,19 +943,31 @@ impl Cells<'_> {
 
 /// Running counts for the summary.
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     rows: u64,
     by_category: BTreeMap<ChargeCategory, u64>,
     currencies: BTreeMap<String, Currency>,
 }
 
 impl Tally {
-    fn add(&mut self, charge: &FocusCharge) {
+    /// Count one row.
+    pub(crate) fn add(&mut self, charge: &FocusCharge) {
         self.rows += 1;
         *self.by_category.entry(charge.charge_category).or_default() += 1;
         let code = charge.billing_currency.code();
         if !self.currencies.contains_key(code) {
             self.currencies.insert(code.to_owned(), charge.billing_currency);
+        }
+    }
+
+    /// The summary of a read through `layout`.
+    pub(crate) fn summary(self, layout: Layout) -> FocusReadSummary {
+        FocusReadSummary {
+            rows: self.rows,
+            rows_by_charge_category: self.by_category,
+            currencies: self.currencies.into_values().collect(),
+            extension_columns: layout.extensions.into_iter().map(|(name, _)| name).collect(),
+            ignored_columns: layout.ignored,
         }
     }
 }
@@ -1182,7 +1227,7 @@ fn parse_focus_timestamp(text: &str) -> Option<DateTime<Utc>> {
 }
 
 /// A value for an error message, cut to a readable length.
-fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     match text.char_indices().nth(EXCERPT_CHARS) {
         Some((end, _)) => format!("{}...", &text[..end]),
         None => text.to_owned(),

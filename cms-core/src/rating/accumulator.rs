@@ -19,7 +19,14 @@
 //! Azure; `resourceGroups` and `resourcegroups` are both seen); the first spelling seen is kept.
 //!
 //! Merging is associative. It is commutative when no key carries two different quantities; when one does,
-//! the right-hand (later) accumulator's value wins, as a later record wins in one stream.
+//! the right-hand (later) accumulator's value wins, as a later record wins in one stream. Partials that
+//! share no subscription (usage partitioned by subscription, as the distributed month-end does) merge in
+//! any order and grouping to the very same accumulator, first spellings included.
+//!
+//! [`UsageAccumulator::to_bytes`] and [`UsageAccumulator::from_bytes`] give it a stable, versioned binary
+//! form (`accumulator/wire.rs`) to ship partials between processes.
+
+mod wire;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -993,6 +1000,112 @@ mod tests {
         #[test]
         fn sums_match_the_decimal_oracle(rows in arbitrary_rows()) {
             prop_assert_eq!(totals(&run(&rows).finish()), oracle(&rows));
+        }
+
+        /// The binary form reads back to an accumulator that finishes the same, and that accepts more rows
+        /// the same way.
+        #[test]
+        fn bytes_round_trip(rows in arbitrary_rows(), cut in 0usize..60) {
+            let cut = cut.min(rows.len());
+            let mut first = run(&rows[..cut]);
+            let mut read = UsageAccumulator::from_bytes(&first.to_bytes()).unwrap();
+            prop_assert_eq!(read.to_bytes(), first.to_bytes(), "stable: written again, the same bytes");
+            for (mut accumulator, rest) in [(first, &rows[cut..]), (read, &rows[cut..])].map(|(a, r)| (a, r)) {
+                for row in rest {
+                    accumulator.ingest(&row.borrow(), || Location::whole("test")).unwrap();
+                }
+                prop_assert_eq!(accumulator.finish(), run(&rows).finish());
+            }
+        }
+
+        /// Partials that share no subscription (usage partitioned by subscription), shipped as bytes, merge
+        /// in any order and any grouping to exactly the whole: sums, first spellings and counts.
+        #[test]
+        fn partitions_merge_in_any_order_and_grouping(
+            rows in arbitrary_rows(),
+            owner in proptest::collection::vec(0usize..4, 3),
+            order in Just(()).prop_perturb(|(), mut rng| {
+                let mut order: Vec<usize> = (0..4).collect();
+                for index in (1..order.len()).rev() {
+                    order.swap(index, rng.random_range(0..=index));
+                }
+                order
+            }),
+            nested in any::<bool>(),
+        ) {
+            // Subscription a, b or C (any case) goes to partial owner[i].
+            let mut parts: Vec<Vec<Row>> = vec![Vec::new(); 4];
+            for row in &rows {
+                let which = ["a", "b", "c"].iter().position(|s| row.subscription.eq_ignore_ascii_case(s)).unwrap();
+                parts[owner[which]].push(row.clone());
+            }
+            let shipped: Vec<Vec<u8>> = parts.iter().map(|part| run(part).to_bytes()).collect();
+            let read = |index: usize| UsageAccumulator::from_bytes(&shipped[index]).unwrap();
+            let merged = if nested {
+                // (p0 + (p1 + (p2 + p3))) in the shuffled order.
+                let mut tail = read(order[3]);
+                for &index in order[..3].iter().rev() {
+                    let mut head = read(index);
+                    head.merge(tail).unwrap();
+                    tail = head;
+                }
+                tail
+            } else {
+                // ((p0 + p1) + (p2 + p3)) in the shuffled order.
+                let mut left = read(order[0]);
+                left.merge(read(order[1])).unwrap();
+                let mut right = read(order[2]);
+                right.merge(read(order[3])).unwrap();
+                left.merge(right).unwrap();
+                left
+            };
+            let whole = run(&rows);
+            let whole_stats = whole.stats().clone();
+            let stats = merged.stats().clone();
+            let (merged, whole) = (merged.finish(), whole.finish());
+            prop_assert_eq!(&merged.by_meter, &whole.by_meter);
+            prop_assert_eq!(&merged.by_series, &whole.by_series);
+            prop_assert_eq!(
+                (stats.rows, stats.accepted, stats.duplicates, stats.corrections, stats.before_period, stats.after_period),
+                (whole_stats.rows, whole_stats.accepted, whole_stats.duplicates, whole_stats.corrections,
+                 whole_stats.before_period, whole_stats.after_period)
+            );
+        }
+
+        /// Merging is associative for any cuts of one stream: (a + b) + c finishes as a + (b + c).
+        #[test]
+        fn merging_is_associative(rows in arbitrary_rows(), cut_a in 0usize..60, cut_b in 0usize..60) {
+            let (cut_a, cut_b) = (cut_a.min(rows.len()), cut_b.min(rows.len()));
+            let (low, high) = (cut_a.min(cut_b), cut_a.max(cut_b));
+            let part = |range: std::ops::Range<usize>| run(&rows[range]);
+            let mut left = part(0..low);
+            left.merge(part(low..high)).unwrap();
+            left.merge(part(high..rows.len())).unwrap();
+            let mut right = part(low..high);
+            right.merge(part(high..rows.len())).unwrap();
+            let mut first = part(0..low);
+            first.merge(right).unwrap();
+            prop_assert_eq!(left.finish(), first.finish());
+        }
+
+        /// Hostile bytes are refused, never a panic: arbitrary input, and every truncation and a bit flip of
+        /// a real accumulator.
+        #[test]
+        fn hostile_bytes_are_refused(rows in arbitrary_rows(), noise in proptest::collection::vec(any::<u8>(), 0..200), flip in any::<usize>()) {
+            prop_assert!(UsageAccumulator::from_bytes(&noise).is_err());
+            let mut with_magic = wire::MAGIC.to_vec();
+            with_magic.extend(&noise);
+            let _ = UsageAccumulator::from_bytes(&with_magic);
+            let bytes = run(&rows).to_bytes();
+            let step = (bytes.len() / 40).max(1);
+            for end in (0..bytes.len()).step_by(step).chain([bytes.len() - 1]) {
+                let error = UsageAccumulator::from_bytes(&bytes[..end]).unwrap_err();
+                prop_assert_eq!(error.code(), "bad_record");
+            }
+            let mut flipped = bytes.clone();
+            let index = flip % flipped.len();
+            flipped[index] ^= 1 << (flip % 8);
+            let _ = UsageAccumulator::from_bytes(&flipped);
         }
 
         /// Split a stream anywhere, accumulate the parts, merge them in order: the same as one stream.

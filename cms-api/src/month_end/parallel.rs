@@ -24,7 +24,7 @@ use cms_core::formats::usage_csv::{FastUsageParser, UsageLayout, whole_records};
 use cms_core::model::time::Period;
 use cms_core::rating::UsageAccumulator;
 
-use crate::io_error;
+use super::io_error;
 
 /// Bytes read at a time.
 const BLOCK_BYTES: usize = 4 << 20;

@@ -1,0 +1,5 @@
+//! The uniffi generator: `cargo run -p cms-uniffi --features cli --bin uniffi-bindgen -- generate ...`.
+
+fn main() {
+    uniffi::uniffi_bindgen_main();
+}

@@ -1,0 +1,489 @@
+"""Writes the call vectors of this folder (the protocol: README.md here). Every expectation is written here by
+hand (figures checked in the comments) or taken from an independently checked source: the golden invoicing
+scenario (../../scenarios/invoicing.json, hand-checked) and the month-end vectors (../month_end.json, checked
+against the DuckDB peer). Nothing is copied from what the library returns.
+
+usage: python3 tests/vectors/calls/make_calls.py   (standard library only; run from anywhere)
+"""
+import json, os, shutil
+from decimal import Decimal
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VECTORS = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(VECTORS))
+
+OP = {"id": "operator", "node": "platform"}
+VM = "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5"      # vCore-hours (Base VM)
+IP = "F271A8A3-88C4-4D93-956A-063E1D2FA80B"      # Static IP Address Usage, IP-hours
+SQL = "9CD92D4C-BAFD-4492-B278-BEDC2DE8232A"     # a meter the sample page reports for 7b9d... (4.0)
+EGRESS = "3023FEF4-ECA5-4D7B-87B3-CFBC061931E8"
+
+
+def call(method, params=None, result=None, error=None, comment=None):
+    step = {}
+    if comment:
+        step["comment"] = comment
+    step["method"] = method
+    step["params"] = params if params is not None else {}
+    if result is not None:
+        step["result"] = result
+    if error is not None:
+        step["error"] = error
+    return step
+
+
+def err(code, contains=None):
+    return {"code": code, "message_contains": contains} if contains else {"code": code}
+
+
+def execute(at, event, **kw):
+    return call("execute", {"principal": kw.pop("principal", OP), "at": at, "event": event}, **kw)
+
+
+def execute_all(at, events, **kw):
+    return call("execute_all", {"principal": kw.pop("principal", OP), "at": at, "events": events}, **kw)
+
+
+def node(id, kind, parent, name):
+    return {"type": "node_added", "id": id, "kind": kind, "parent": parent, "name": name}
+
+
+def tiered(rate, unit="units"):
+    return {"unit": unit, "model": {"kind": "tiered", "mode": "graduated", "tiers": [{"from": "0", "rate": rate}]}}
+
+
+def price_list(id, prices, currency="USD", effective="2025-01-01T00:00:00Z"):
+    return {"type": "price_list_created", "list": {"id": id, "name": id, "currency": currency, "tier_scope": "subscription",
+            "minimum_commitment": None, "versions": [{"effective": effective, "content": {"kind": "own", "prices": prices}}]}}
+
+
+def write(name, description, cases):
+    with open(os.path.join(HERE, name), "w") as out:
+        json.dump({"description": description, "cases": cases}, out, indent=1)
+        out.write("\n")
+
+
+# ---------------------------------------------------------------- facade.json: the facade's own contract
+facade = [
+    {"name": "introspection: methods list their signatures; the vocabulary of error codes is the same everywhere",
+     "steps": [
+        call("version", result={}),
+        call("methods", comment="spot checks: a free method, a command, a query (the list itself is longer)"),
+        call("error_codes", result=["io", "bad_header", "bad_record", "bad_decimal", "bad_timestamp", "bad_meter_id",
+             "negative_quantity", "bad_interval", "unknown_subscription", "unknown_node", "duplicate_node",
+             "invalid_hierarchy", "tier_overlap", "tier_start", "invalid_period", "invalid_value", "bad_json",
+             "unpriced_meter", "currency_mismatch", "overflow", "mixed_granularity", "late_usage_refused", "http",
+             "usage_api", "auth", "store", "conflict", "forbidden", "policy_refused", "audit_broken"]),
+     ]},
+    {"name": "an unknown method is invalid_value naming it",
+     "steps": [call("no_such_method", {}, error=err("invalid_value", 'call field method: invalid value "no_such_method"'))]},
+    {"name": "parameters are named and typed; the error names the method and the field",
+     "steps": [
+        call("nodes", {"principal": OP}, error=err("bad_json", "nodes field at: bad JSON: required, missing")),
+        call("nodes", {"principal": OP, "at": 20260901}, error=err("bad_json", "nodes field at: bad JSON: expected a string, got a number")),
+        call("nodes", {"principal": OP, "at": "yesterday"}, error=err("bad_timestamp", 'nodes field at: bad timestamp "yesterday" in at')),
+        call("nodes", {"principal": OP, "at": "2026-09-01T00:00:00Z", "colour": "blue"},
+             error=err("bad_json", "nodes field colour: bad JSON: unexpected parameter")),
+        call("nodes", {"principal": {"node": "platform"}, "at": "2026-09-01T00:00:00Z"},
+             error=err("bad_json", "nodes field principal.id: bad JSON: required, missing")),
+        call("nodes", ["operator"], error=err("bad_json", "nodes params: bad JSON: expected an object")),
+        call("close_period", {"principal": OP, "at": "2026-11-01T00:00:00Z", "period": "2026-13"},
+             error=err("invalid_period", 'invalid period "2026-13"')),
+        call("execute", {"principal": OP, "at": "2026-09-01T00:00:00Z", "event": {"type": "node_teleported", "id": "x"}},
+             error=err("bad_json", "execute field event.type: bad JSON: unknown variant `node_teleported`")),
+        call("execute", {"principal": OP, "at": "2026-09-01T00:00:00Z",
+                         "event": price_list("std", {VM: {"unit": "h", "model": {"kind": "tiered", "mode": "graduated", "tiers": [{"from": "0", "rate": 0.05}]}}})},
+             error=err("bad_decimal", f'execute field event.list.versions[0].content.prices.{VM}.model.tiers[0].rate: bad decimal "0.05 (a JSON number')),
+        call("price_chain", {"principal": OP, "subscription": "s1", "meter": VM, "quantity": 1.5, "at": "2026-09-01T00:00:00Z"},
+             error=err("bad_decimal", 'price_chain field quantity: bad decimal "1.5 (a JSON number: decimals are passed as strings)"')),
+        call("price_chain", {"principal": OP, "subscription": "s1", "meter": VM, "quantity": "1,5", "at": "2026-09-01T00:00:00Z"},
+             error=err("bad_decimal", 'price_chain field quantity: bad decimal "1,5" in quantity')),
+        call("price_chain", {"principal": OP, "subscription": "s1", "meter": "vm-hours", "quantity": "1", "at": "2026-09-01T00:00:00Z"},
+             error=err("bad_meter_id", 'price_chain field meter: bad meter id "vm-hours"')),
+        call("nodes", {"principal": OP, "at": "2026-09-01T00:00:00Z"}, result=[{"id": "platform", "kind": "platform", "depth": 0}],
+             comment="nothing above changed anything: the channel is still the bare platform"),
+     ]},
+]
+write("facade.json", "The facade's own contract: introspection, unknown methods, parameter errors naming method and field. "
+      "Written by make_calls.py.", facade)
+
+
+# ---------------------------------------------------------------- invoicing.json: the golden scenario as calls
+scenario = json.load(open(os.path.join(ROOT, "tests", "scenarios", "invoicing.json")))
+meters = scenario["meters"]
+steps = [call("execute_all", {"principal": OP, "at": scenario["setup_at"], "events": scenario["setup"]},
+              comment="the scenario's setup, as one command")]
+
+
+def documents(expected):
+    return expected["documents"]
+
+
+for index, step in enumerate(scenario["steps"]):
+    at, expect = step["at"], step.get("expect", {})
+    steps.append({"reopen": True})
+    comment = step.get("comment")
+    if "error" in expect:
+        outcome = {"error": expect["error"]}
+    else:
+        outcome = None
+    if "ingest" in step:
+        records = []
+        for r in step["ingest"]:
+            start = r["start"]
+            hour = int(start[11:13]) + 1
+            end = f"{start[:11]}{hour:02d}{start[13:]}"
+            sub = r["subscription"]
+            records.append({"subscription": sub, "meter": meters.get(r["meter"], r["meter"]), "start": start, "end": end,
+                            "quantity": r["quantity"], "resource_uri": f"/subscriptions/{sub}/resourceGroups/rg/providers/x/vm",
+                            "location": "local"})
+        steps.append(call("ingest_records", {"records": records, "origin": f"step {index}"},
+                          result={"stored": len(records), "refused": []}, comment=comment))
+        continue
+    if "preview" in step:
+        method, params = "preview_invoices", {"principal": OP, "period": step["preview"]["period"]}
+    elif "issue" in step:
+        method, params = "issue_invoices", {"principal": OP, "at": at, "period": step["issue"]["period"]}
+    elif "void" in step:
+        method, params = "void_invoice", {"principal": OP, "at": at, **step["void"]}
+    elif "rerate" in step:
+        method, params = "rerate", {"principal": OP, "at": at, **step["rerate"]}
+    elif "interim" in step:
+        method, params = "issue_interim", {"principal": OP, "at": at}
+    elif "execute" in step:
+        method, params = "execute", {"principal": OP, "at": at, "event": step["execute"]}
+    elif "commission" in step:
+        method, params = "commission_report", {"principal": OP, "period": step["commission"]["period"]}
+    else:
+        raise SystemExit(f"scenario step {index}: unknown kind {step}")
+    if outcome is not None:
+        steps.append(call(method, params, error=outcome["error"], comment=comment))
+        continue
+    if method == "commission_report":
+        # The scenario gives shares as {tenant: amount}; the report lists them as [{tenant, amount}].
+        def shares(mapping):
+            return [{"tenant": tenant, "amount": amount} for tenant, amount in mapping.items()]
+        result = {}
+        if "statements" in expect:
+            result["statements"] = [{k: v for k, v in s.items() if k != "shares"} | {"tenants": shares(s["shares"])}
+                                    for s in expect["statements"]]
+        if "overrides" in expect:
+            result["overrides"] = [{k: v for k, v in s.items() if k != "shares"} | {"tenants": shares(s["shares"])}
+                                   for s in expect["overrides"]]
+        if "totals" in expect:
+            result["totals"] = [expect["totals"]]
+        steps.append(call(method, params, result=result, comment=comment))
+    elif method == "execute":
+        steps.append(call(method, params, comment=comment))
+    elif method == "void_invoice":
+        steps.append(call(method, params, result=documents(expect)[0], comment=comment))
+    else:
+        steps.append(call(method, params, result=documents(expect), comment=comment))
+steps += [
+    {"reopen": True},
+    call("verify_documents", result={"intact": True, "altered": []}),
+    call("verify_audit", {"strict": True}, result={"broken": None}),
+    call("issued_document", {"principal": OP, "number": "platform-000007"},
+         result={"issued": {"number": "platform-000007", "kind": "credit_note", "corrects": "platform-000001"},
+                 "document": {"total": "-63.38"}}),
+]
+write("invoicing.json", "The golden invoicing scenario (../../scenarios/invoicing.json, hand-checked figures) as facade calls, "
+      "the session reopened before every step (a no-op on a memory store). Generated by make_calls.py.",
+      [{"name": "golden invoicing scenario", "steps": steps}])
+
+
+# ---------------------------------------------------------------- month: the sample Usage API page as a month
+S_ADATUM = "3f2a6c1e-8b4d-4e1a-9c7f-2d5b8e0a1c11"
+S_WOODGROVE = "7b9d0e42-1c3f-4a6b-8e2d-5f7a9c1b3d22"
+S_LITWARE = "c41e8f73-6a2b-4d9c-b05e-8e3f1a7d4c33"
+SAMPLE = open(os.path.join(ROOT, "tests", "data", "azure-stack-hub-sample-usage.json")).read()
+channel = [
+    node("northwind", "distributor", None, "Northwind"),
+    node("contoso", "partner", "northwind", "Contoso"),
+    node("fabrikam", "partner", None, "Fabrikam"),
+    node("adatum", "tenant", "contoso", "Adatum"),
+    node("woodgrove", "tenant", "contoso", "Woodgrove"),
+    node("litware", "tenant", "fabrikam", "Litware"),
+    node(S_ADATUM, "subscription", "adatum", "Adatum production"),
+    node(S_WOODGROVE, "subscription", "woodgrove", "Woodgrove data"),
+    node(S_LITWARE, "subscription", "litware", "Litware web"),
+    price_list("std", {VM: tiered("0.05", "vCore-hours"), IP: tiered("0.25", "IP-hours"), SQL: tiered("0.5", "units")}),
+    {"type": "price_list_assigned", "scope": "default", "list": "std"},
+    {"type": "commission_plan_put", "plan": {"id": "ten", "bands": {"mode": "graduated", "tiers": [{"from": "0", "rate": "0.10"}]}}},
+    {"type": "commission_plan_assigned", "node": "contoso", "plan": "ten"},
+    {"type": "override_rate_set", "node": "northwind", "rate": "0.02"},
+]
+month = [
+    execute_all("2025-03-01T00:00:00Z", channel, result={"seq": len(channel)}),
+    call("ingest_page", {"page": SAMPLE, "source": "azure-stack-hub-sample-usage.json"},
+         result={"pages": 1, "received": 20, "stored": 20, "duplicates": 0, "refused": [], "excluded": 0},
+         comment="the 20 records of the sample page, every subscription onboarded"),
+    {"reopen": True},
+    call("ingest_page", {"page": SAMPLE, "source": "again.json"},
+         result={"received": 20, "stored": 0, "duplicates": 20}, comment="the same page again: duplicates"),
+    call("preview_invoices", {"principal": OP, "period": "2025-03"}, result=[
+        {"number": None, "kind": "invoice", "issuer": "platform", "buyer": "adatum", "subtotal": "0.45", "total": "0.45"},
+        {"number": None, "kind": "invoice", "issuer": "platform", "buyer": "litware", "subtotal": "0.20", "total": "0.20"},
+        {"number": None, "kind": "invoice", "issuer": "platform", "buyer": "woodgrove", "subtotal": "2.00", "total": "2.00"}],
+         comment="adatum: VM 2 + 2 = 4 vCore-hours x 0.05 = 0.20, IP 1 x 0.25 = 0.25 -> 0.45; woodgrove: 4 x 0.5 = 2.00; "
+                 "litware: VM 4 x 0.05 = 0.20; every other meter is unpriced (VM size hours double count)"),
+    call("issue_invoices", {"principal": OP, "at": "2025-04-01T06:00:00Z", "period": "2025-03"}, result=[
+        {"number": "platform-000001", "buyer": "adatum", "total": "0.45", "due": "2025-05-01"},
+        {"number": "platform-000002", "buyer": "litware", "total": "0.20", "due": "2025-05-01"},
+        {"number": "platform-000003", "buyer": "woodgrove", "total": "2.00", "due": "2025-05-01"}]),
+    {"reopen": True},
+    call("commission_report", {"principal": OP, "period": "2025-04"}, result={
+        "statements": [
+            {"partner": "contoso", "base": "2.45", "commission": "0.25",
+             "tenants": [{"tenant": "adatum", "amount": "0.05"}, {"tenant": "woodgrove", "amount": "0.20"}]},
+            {"partner": "fabrikam", "base": "0.20", "commission": "0", "tenants": [{"tenant": "litware", "amount": "0"}]}],
+        "overrides": [{"distributor": "northwind", "base": "2.45", "amount": "0.05",
+                       "tenants": [{"tenant": "adatum", "amount": "0.01"}, {"tenant": "woodgrove", "amount": "0.04"}]}],
+        "totals": [{"revenue": "2.65", "commissions": "0.25", "overrides": "0.05", "retained": "2.35"}]},
+         comment="contoso: 10 % of 0.45 + 2.00 = 0.245 -> 0.25, shares 0.045 / 0.200 -> 0.04 + 0.20 and the remaining cent "
+                 "to adatum (largest remainder); northwind: 2 % of 2.45 = 0.049 -> 0.05, shares 0.009 / 0.040 -> 0.00 + 0.04, "
+                 "the cent to adatum; retained 2.65 - 0.25 - 0.05 = 2.35"),
+    call("commission_report", {"principal": {"id": "operator", "node": "fabrikam"}, "period": "2025-04"},
+         result={"statements": [{"partner": "fabrikam"}], "overrides": []},
+         comment="a principal acting at fabrikam sees fabrikam's statement only"),
+    call("price_chain", {"principal": OP, "subscription": S_ADATUM, "meter": VM, "quantity": "10", "at": "2025-03-15T00:00:00Z"},
+         result=[{"seller": "platform", "buyer": "adatum", "list": "std", "currency": "USD", "amount": "0.5", "margin": "0.5"}],
+         comment="agency: the platform sells to the tenant, 10 x 0.05"),
+    call("estimate", {"principal": OP, "node": S_WOODGROVE, "items": [{"meter": SQL, "quantity": "100"}], "at": "2025-03-15T00:00:00Z"},
+         comment="the calculator runs (its line shape is the core's EstimateLine)"),
+    call("invoice_documents", {"principal": OP, "period": "2025-03"},
+         result=[{"state": "issued", "tenant": "adatum"}, {"state": "issued", "tenant": "litware"}, {"state": "issued", "tenant": "woodgrove"}]),
+    call("verify_documents", result={"intact": True, "altered": []}),
+]
+write("month.json", "A month of the sample Usage API page (../../data/azure-stack-hub-sample-usage.json) on a small channel: "
+      "onboard, ingest, preview, issue, commission statements (hand-checked in the comments). Generated by make_calls.py.",
+      [{"name": "the sample page as a month: invoices and commissions", "steps": month}])
+
+
+# ---------------------------------------------------------------- usage.json: ingestion rules and page errors
+def rec(sub, start, end, quantity="1", meter=VM, uri="/r"):
+    return {"subscription": sub, "meter": meter, "start": start, "end": end, "quantity": quantity,
+            "resource_uri": uri, "location": "local"}
+
+
+small = [node("p", "partner", None, "P"), node("t", "tenant", "p", "T"), node("s", "subscription", "t", "S"),
+         price_list("std", {VM: tiered("1", "vCore-hours")}), {"type": "price_list_assigned", "scope": "default", "list": "std"}]
+page_one = lambda props: json.dumps({"value": [{"id": "a", "properties": props}]})
+good = {"subscriptionId": "s", "usageStartTime": "2025-03-10T05:00:00Z", "usageEndTime": "2025-03-10T06:00:00Z",
+        "meterId": VM, "quantity": 1.5, "instanceData": "{\"Microsoft.Resources\":{\"resourceUri\":\"/r\",\"location\":\"east\"}}"}
+usage = [
+    {"name": "ingestion rules: duplicates, corrections, granularity, late usage beyond the look-back window",
+     "steps": [
+        execute_all("2025-01-01T00:00:00Z", small),
+        call("ingest_records", {"records": [rec("s", "2025-01-05T00:00:00Z", "2025-01-05T01:00:00Z", "2"),
+                                            rec("s", "2025-01-05T00:00:00Z", "2025-01-05T01:00:00Z", "2"),
+                                            rec("s", "2025-01-05T01:00:00Z", "2025-01-05T02:00:00Z", "3")]},
+             result={"received": 3, "stored": 2, "duplicates": 1, "refused": []}),
+        call("ingest_records", {"records": [rec("s", "2025-01-05T01:00:00Z", "2025-01-05T02:00:00Z", "4")], "origin": "fix.json"},
+             result={"stored": 0, "corrections": [{"old_quantity": "3", "new_quantity": "4"}]}),
+        call("ingest_records", {"records": [rec("s", "2025-01-06T00:00:00Z", "2025-01-07T00:00:00Z", "24")], "origin": "daily.json"},
+             result={"stored": 0, "refused": [{"code": "mixed_granularity", "subscription": "s"}]},
+             comment="January already holds hourly usage of s: a daily bucket would double count"),
+        call("ingest_records", {"records": [rec("s", "2025-01-07T00:00:00Z", "2025-01-07T03:00:00Z")], "origin": "odd.json"},
+             result={"refused": [{"code": "bad_interval"}]}, comment="three hours is neither an hourly nor a daily bucket"),
+        call("month_end_report", {"period": "2025-01"}, result={"invoices": [{"buyer": "t", "total": "6.00"}]},
+             comment="2 + 4 vCore-hours at 1.00"),
+        call("close_period", {"principal": OP, "at": "2025-02-01T00:00:00Z", "period": "2025-01"}),
+        call("close_period", {"principal": OP, "at": "2025-03-01T00:00:00Z", "period": "2025-02"}),
+        call("close_period", {"principal": OP, "at": "2025-04-01T00:00:00Z", "period": "2025-03"}),
+        call("close_period", {"principal": OP, "at": "2025-04-01T00:00:00Z", "period": "2025-03"},
+             error=err("invalid_period", "already closed")),
+        call("ingest_records", {"records": [rec("s", "2025-02-03T00:00:00Z", "2025-02-03T01:00:00Z", "5"),
+                                            rec("s", "2025-01-20T00:00:00Z", "2025-01-20T01:00:00Z", "7")], "origin": "late.json"},
+             result={"stored": 1, "late_adjustments": 1, "refused": [{"code": "late_usage_refused"}]},
+             comment="look-back 2 periods from March: February is late and adjusted in April, January is refused"),
+        call("ingest_records", {"records": [rec("s", "2025-04-01T00:00:00Z", "2025-04-01T01:00:00Z")],
+                                "principal": {"id": "operator"}},
+             error=err("bad_json", "ingest_records field at: bad JSON: required with principal")),
+        call("checkpoints", result=[]),
+     ]},
+    {"name": "a Usage API page is refused whole when a record does not parse, naming page and record",
+     "steps": [
+        execute_all("2025-01-01T00:00:00Z", small),
+        call("ingest_page", {"page": page_one({**good, "quantity": -1}), "source": "page-7.json"},
+             error=err("negative_quantity", "page-7.json record 0: negative quantity -1")),
+        call("ingest_page", {"page": page_one({k: v for k, v in good.items() if k != "subscriptionId"}), "source": "page-7.json"},
+             error=err("bad_record", "page-7.json record 0: bad record: properties.subscriptionId is missing")),
+        call("ingest_page", {"page": page_one({**good, "usageEndTime": "2025-03-10T04:00:00Z"}), "source": "page-7.json"},
+             error=err("bad_interval", "page-7.json record 0: usage interval ends at")),
+        call("ingest_page", {"page": page_one({**good, "usageStartTime": "noon"}), "source": "page-7.json"},
+             error=err("bad_timestamp", 'page-7.json record 0: bad timestamp "noon"')),
+        call("ingest_page", {"page": page_one({**good, "meterId": "meterID1"}), "source": "page-7.json"},
+             error=err("bad_meter_id", 'page-7.json record 0: bad meter id "meterID1"')),
+        call("ingest_page", {"page": page_one({**good, "quantity": "1.5"}), "source": "page-7.json"},
+             error=err("bad_decimal", "page-7.json record 0: bad decimal")),
+        call("ingest_page", {"page": SAMPLE[:400], "source": "page-8.json"}, error=err("bad_json", "page-8.json: bad JSON")),
+        call("ingest_page", {"page": page_one(good), "source": "page-9.json", "region": "east"},
+             result={"received": 1, "stored": 1}, comment="the good record alone is stored (1.5 vCore-hours)"),
+        call("parse_usage_page", {"page": page_one(good), "source": "p.json"},
+             result={"records": [{"subscription": "s", "meter": VM, "start": "2025-03-10T05:00:00Z", "quantity": "1.5",
+                                  "resource_uri": "/r", "location": "east"}], "next_link": None}),
+     ]},
+]
+write("usage.json", "Usage ingestion through the facade: dedupe, corrections, one granularity per subscription and period, "
+      "late usage and the look-back window, pages refused whole. Written by make_calls.py.", usage)
+
+
+# ---------------------------------------------------------------- governance.json: roles, policies, audit
+OTHER = {"id": "reader", "node": "t"}
+governance = [
+    {"name": "roles: a reader may read, not write; outside its subtree nothing exists; policies refuse",
+     "steps": [
+        execute_all("2025-01-01T00:00:00Z", small + [node("t2", "tenant", "p", "T2")]),
+        execute("2025-01-01T00:00:00Z", {"type": "role_assigned", "assignment": {"principal": "operator", "role": "platform_admin", "node": "platform"}}),
+        execute("2025-01-01T00:00:00Z", {"type": "role_assigned", "assignment": {"principal": "reader", "role": "tenant_reader", "node": "t"}}),
+        call("nodes", {"principal": OTHER, "at": "2025-01-02T00:00:00Z"},
+             result=[{"id": "t", "kind": "tenant", "depth": 0}, {"id": "s", "kind": "subscription", "depth": 1}]),
+        execute("2025-01-02T00:00:00Z", {"type": "node_renamed", "id": "t", "name": "Renamed"}, principal=OTHER,
+                error=err("forbidden", "forbidden: reader may not")),
+        call("node", {"principal": OTHER, "id": "t2", "at": "2025-01-02T00:00:00Z"}, error=err("unknown_node", 'unknown node "t2"'),
+             comment="a sibling tenant is not found, not forbidden: no existence leak"),
+        call("authorize_read", {"principal": OTHER, "action": "read_billing"}),
+        execute("2025-01-02T00:00:00Z", {"type": "policies_set", "policies": {
+            "partners_create_tenants": True, "tenants_create_subscriptions": False, "minimum_margin": False,
+            "invoice_visibility": ["platform_admin", "platform_reader"]}}),
+        call("authorize_read", {"principal": OTHER, "action": "read_billing"}, error=err("policy_refused", "invoice_visibility")),
+        call("preview_invoices", {"principal": OTHER, "period": "2025-01"}, error=err("policy_refused", "invoice_visibility")),
+        call("audit_records", {"principal": OTHER}, error=err("forbidden")),
+        call("verify_audit", result={"broken": None}),
+        call("verify_audit", {"expected_head": {"seq": 2, "hash": "0" * 64}, "strict": True},
+             error=err("audit_broken", "audit trail broken at record"),
+             comment="an exported head that the stored chain does not reach is a broken trail"),
+     ]},
+]
+write("governance.json", "Roles, scoping, policies and the audit trail through the facade. Written by make_calls.py.", governance)
+
+
+# ---------------------------------------------------------------- errors.json: the codes the others do not reach
+two_currencies = [node("p", "partner", None, "P"), node("t", "tenant", "p", "T"), node("s", "subscription", "t", "S"),
+                  price_list("usd", {VM: tiered("1", "vCore-hours")}),
+                  price_list("eur", {IP: tiered("1", "IP-hours")}, currency="EUR"),
+                  {"type": "price_list_assigned", "scope": {"node": "s"}, "list": "usd"},
+                  {"type": "price_list_assigned", "scope": {"node": "t"}, "list": "eur"}]
+errors = [
+    {"name": "the channel's shape is checked: duplicate ids, wrong parents, unknown parents",
+     "steps": [
+        execute_all("2025-01-01T00:00:00Z", small),
+        execute("2025-01-01T00:00:00Z", node("t", "tenant", "p", "again"), error=err("duplicate_node", 'duplicate node id "t"')),
+        execute("2025-01-01T00:00:00Z", node("t9", "tenant", "t", "under a tenant"), error=err("invalid_hierarchy", 'invalid hierarchy at "t9"')),
+        execute("2025-01-01T00:00:00Z", node("t8", "tenant", "ghost", "lost"), error=err("unknown_node", '"ghost"')),
+        call("nodes", {"principal": OP, "at": "2025-01-02T00:00:00Z"},
+             result=[{"id": "platform"}, {"id": "p"}, {"id": "t"}, {"id": "s"}], comment="refused commands changed nothing"),
+     ]},
+    {"name": "price lists are checked as they are read: tiers start at zero and never overlap (inside an event, the check "
+             "is part of reading its JSON; tiers.json has the tier_start and tier_overlap codes of the schedule itself)",
+     "steps": [
+        execute("2025-01-01T00:00:00Z", price_list("bad", {VM: {"unit": "h", "model": {"kind": "tiered", "mode": "graduated",
+                "tiers": [{"from": "5", "rate": "1"}]}}}),
+                error=err("bad_json", "execute field event: bad JSON: tiers of schedule must start at 0")),
+        execute("2025-01-01T00:00:00Z", price_list("bad", {VM: {"unit": "h", "model": {"kind": "tiered", "mode": "graduated",
+                "tiers": [{"from": "0", "rate": "1"}, {"from": "5", "rate": "2"}, {"from": "5.0", "rate": "3"}]}}}),
+                error=err("bad_json", "two tiers start at 5")),
+     ]},
+    {"name": "one invoice never mixes currencies",
+     "steps": [
+        execute_all("2025-01-01T00:00:00Z", two_currencies),
+        call("ingest_records", {"records": [rec("s", "2025-01-05T00:00:00Z", "2025-01-05T01:00:00Z", "2", VM),
+                                            rec("s", "2025-01-05T00:00:00Z", "2025-01-05T01:00:00Z", "3", IP)]},
+             result={"stored": 2}),
+        call("preview_invoices", {"principal": OP, "period": "2025-01"}, error=err("currency_mismatch", "mixes currencies")),
+     ]},
+    {"name": "amounts beyond 28 significant digits are an overflow, not a wrong number",
+     "steps": [
+        execute_all("2025-01-01T00:00:00Z", [node("p", "partner", None, "P"), node("t", "tenant", "p", "T"),
+                                             node("s", "subscription", "t", "S"), price_list("std", {VM: tiered("2", "h")}),
+                                             {"type": "price_list_assigned", "scope": "default", "list": "std"}]),
+        call("estimate", {"principal": OP, "node": "s", "items": [{"meter": VM, "quantity": "79228162514264337593543950335"}],
+                          "at": "2025-01-05T00:00:00Z"}, error=err("overflow")),
+        call("price_chain", {"principal": OP, "subscription": "s", "meter": VM, "quantity": "3", "at": "2025-01-05T00:00:00Z"},
+             result=[{"amount": "6"}]),
+     ]},
+    {"name": "a store that cannot be opened", "open": {"sqlite": "{scratch}/no/such/folder/cms.db"}, "open_error": err("store")},
+]
+write("errors.json", "Error codes the other call files do not reach. Written by make_calls.py.", errors)
+
+
+# ---------------------------------------------------------------- region.json: pulling a stamp's Usage API
+METADATA = {"path": "/metadata/endpoints", "status": 200,
+            "body": json.dumps({"authentication": {"loginEndpoint": "{http}/login/", "audiences": ["https://management.stamp/1"]}})}
+TOKEN = {"path": "/login/", "status": 200, "body": json.dumps({"access_token": "token-1", "token_type": "Bearer", "expires_in": 3600})}
+PAGE = {"path": "/subscriptions/", "status": 200, "body": page_one(good)}
+REGION = {"region": "east", "arm_endpoint": "{http}", "provider_subscription": "0d6a7e9f-2b4c-4f8e-a1d3-9c5b7e2f6a44",
+          "tenant": "contoso.onmicrosoft.com", "client_id": "5b1d2c3e-0000-4000-8000-00000000c1d1", "client_secret": "not-a-secret",
+          "start": "2025-03-10T00:00:00Z", "until": "2025-03-11T00:00:00Z", "allow_http": True, "max_attempts": 1}
+region = [
+    {"name": "a region pulled through its Usage API: discovery, token, one window, a checkpoint; a second pull resumes",
+     "http": [METADATA, TOKEN, PAGE],
+     "steps": [
+        execute_all("2025-01-01T00:00:00Z", small),
+        call("pull_region", REGION, result={"pages": 1, "received": 1, "stored": 1, "refused": [],
+                                            "checkpoints": [{"region": "east", "reported_until": "2025-03-11T00:00:00Z"}]},
+             comment="one day from 2025-03-10 in one window: one page with one record (1.5 vCore-hours of s)"),
+        {"reopen": True},
+        call("checkpoints", result=[{"region": "east", "subscriber": None, "granularity": "hourly", "reported_until": "2025-03-11T00:00:00Z"}]),
+        call("pull_region", REGION, result={"pages": 0, "received": 0, "stored": 0}, comment="nothing after the checkpoint"),
+        call("month_end_report", {"period": "2025-03"}, result={"invoices": [{"buyer": "t", "total": "1.50"}]}),
+     ]},
+    {"name": "a reply that is not the API's is an http error", "http": [{"path": "/metadata/endpoints", "status": 404, "body": "not a stamp"}],
+     "steps": [call("pull_region", REGION, error=err("http", "HTTP 404"))]},
+    {"name": "the identity provider refusing the client is an auth error",
+     "http": [METADATA, {"path": "/login/", "status": 401, "body": json.dumps({"error": "invalid_client",
+                                                                              "error_description": "AADSTS7000215: Invalid client secret provided."})}],
+     "steps": [call("pull_region", REGION, error=err("auth", "authentication at"))]},
+    {"name": "an error code of the Usage API is a usage_api error",
+     "http": [METADATA, TOKEN, {"path": "/subscriptions/", "status": 400,
+                                "body": json.dumps({"error": {"code": "InvalidProperty", "message": "reportedStartTime is not on an hour"}})}],
+     "steps": [call("pull_region", REGION, error=err("usage_api", "InvalidProperty"))]},
+]
+write("region.json", "Pulling a stamp's provider Usage API through the facade, against canned replies (`http`: the runner serves "
+      "them on 127.0.0.1; `{http}` is its URL). Written by make_calls.py.", region)
+
+
+# ---------------------------------------------------------------- month_end.json: the month-end job on files
+base = json.load(open(os.path.join(VECTORS, "month_end.json")))["cases"][0]
+for folder, extra in [("workload", ""), ("workload-unpriced",
+        "0bb4db71-be57-4209-851d-3d24f4c0cf83,00000000-0000-4000-8000-00000000beef,2026-10-07T00:00:00+00:00,"
+        "2026-10-07T01:00:00+00:00,5.000000,/r,local\n")]:
+    path = os.path.join(HERE, folder)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    for name, text in base["files"].items():
+        with open(os.path.join(path, name), "w") as out:
+            out.write(text + (extra if name == "usage.csv" else ""))
+expect = base["expect"]
+rows = lambda name: [line.split(",") for line in expect[name].strip().split("\n")[1:]]
+total = sum(Decimal(row[1]) for row in rows("invoices.csv"))
+usage_rows = len(base["files"]["usage.csv"].strip().split("\n")) - 1
+summary = {"period": "2026-10", "usage_rows": usage_rows, "counted": usage_rows - 4, "duplicates": 2, "corrections": 0,
+           "before_period": 1, "after_period": 1, "invoices": len(rows("invoices.csv")),
+           "invoice_lines": len(rows("invoice_lines.csv")), "commission_statements": len(rows("commissions.csv")),
+           "overrides": len(rows("overrides.csv")), "totals": {"USD": str(total)}, "unpriced": [], "threads": 1}
+month_end = [
+    {"name": "the month-end of the first month-end vector, from its files: the summary",
+     "steps": [
+        call("month_end", {"data": "{vectors}/calls/workload", "out": "{scratch}/out", "threads": 1}, result=summary,
+             comment=f"{usage_rows} rows: 2 duplicates, 1 before and 1 after the period; invoices and lines as in month_end.json "
+                     f"(DuckDB-checked), totals {total}"),
+        call("month_end", {"data": "{vectors}/calls/workload", "out": "{scratch}/out2", "threads": 2}, result={**summary, "threads": 2}),
+     ]},
+    {"name": "unpriced usage is reported, or refused when strict",
+     "steps": [
+        call("month_end", {"data": "{vectors}/calls/workload-unpriced", "out": "{scratch}/out", "threads": 1},
+             result={"unpriced": [{"subscription": "0bb4db71-be57-4209-851d-3d24f4c0cf83",
+                                   "meter": "00000000-0000-4000-8000-00000000BEEF", "quantity": "5"}], "totals": {"USD": str(total)}}),
+        call("month_end", {"data": "{vectors}/calls/workload-unpriced", "out": "{scratch}/strict", "strict": True},
+             error=err("unpriced_meter", "usage row(s) of meter 00000000-0000-4000-8000-00000000BEEF have no price")),
+     ]},
+    {"name": "a missing data folder is an io error naming it",
+     "steps": [call("month_end", {"data": "{scratch}/nowhere", "out": "{scratch}/out"}, error=err("io", "nowhere: cannot read: no such data folder")),
+               call("month_end", {"data": "{vectors}/calls/workload", "out": "{scratch}/out", "threads": "two"},
+                    error=err("bad_json", "month_end field threads: bad JSON: expected a non-negative integer"))]},
+]
+write("month_end.json", "The WORKLOAD.md month-end on files through the facade (`month_end`): the summary, unpriced usage, "
+      "errors. Expected counts and totals come from ../month_end.json (DuckDB-checked). Written by make_calls.py.", month_end)
+print("wrote", sorted(f for f in os.listdir(HERE) if f.endswith(".json")))
