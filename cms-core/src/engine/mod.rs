@@ -605,34 +605,40 @@ impl<S: Store> Cms<S> {
         })?;
         let (adjustments, pass_through_adjustments) = self.adjustments_billed_in(&period)?;
         let mut reports = Vec::with_capacity(buckets);
+        // Running totals: each cutoff adds its own bucket to what the cutoffs before it left.
         let mut running_stats = IngestStats::default();
+        let mut running_usage = vec![Decimal::ZERO; usage.len()];
+        let mut running_charges: Vec<(PassThroughCharge, bool)> =
+            pass_through.values().map(|charges| (emptied(&charges[0]), false)).collect();
         for bucket in 0..buckets {
+            let last = bucket + 1 == buckets;
             running_stats.rows += stats[bucket].rows;
             running_stats.accepted += stats[bucket].accepted;
+            for (total, (_, quantities)) in running_usage.iter_mut().zip(usage.values()) {
+                *total += quantities[bucket];
+            }
             let slices: Vec<UsageSlice> = usage
                 .iter()
-                .map(|((_, meter, part, resource), (subscription, quantities))| UsageSlice {
+                .zip(&running_usage)
+                .map(|(((_, meter, part, resource), (subscription, _)), quantity)| UsageSlice {
                     subscription: subscription.clone(),
                     meter: *meter,
                     part: *part,
                     resource: resource.clone(),
-                    quantity: quantities[..=bucket].iter().copied().sum(),
+                    quantity: *quantity,
                 })
-                .filter(|slice| bucket + 1 == buckets || !slice.quantity.is_zero())
+                .filter(|slice| last || !slice.quantity.is_zero())
                 .collect();
-            let charges: Vec<PassThroughCharge> = pass_through
-                .values()
-                .filter_map(|charges| {
-                    let mut total = charges[0].clone();
-                    for charge in &charges[1..=bucket] {
-                        total.quantity += charge.quantity;
-                        total.cost += charge.cost;
-                    }
-                    let seen = charges[..=bucket]
-                        .iter()
-                        .any(|charge| !charge.quantity.is_zero() || !charge.cost.is_zero());
-                    (seen || bucket + 1 == buckets).then_some(total)
-                })
+            for ((total, seen), charges) in running_charges.iter_mut().zip(pass_through.values()) {
+                let charge = &charges[bucket];
+                total.quantity += charge.quantity;
+                total.cost += charge.cost;
+                *seen |= !charge.quantity.is_zero() || !charge.cost.is_zero();
+            }
+            let charges: Vec<PassThroughCharge> = running_charges
+                .iter()
+                .filter(|(_, seen)| *seen || last)
+                .map(|(total, _)| total.clone())
                 .chain(pass_through_adjustments.iter().cloned())
                 .collect();
             reports.push(bill_with(
@@ -770,6 +776,11 @@ fn pass_through_charge(
         currency,
         adjusts,
     }
+}
+
+/// A pass-through charge of the same subscription, meter and currency with nothing charged yet.
+fn emptied(charge: &PassThroughCharge) -> PassThroughCharge {
+    PassThroughCharge { quantity: Decimal::ZERO, cost: Decimal::ZERO, ..charge.clone() }
 }
 
 /// The audit name and target of a command of events: the first event's type and its subject.

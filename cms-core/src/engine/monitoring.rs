@@ -610,10 +610,9 @@ impl<S: Store> Cms<S> {
     ) -> Result<Vec<(u64, AlertChange)>, CmsError> {
         self.refresh()?;
         let findings = self.findings(at)?;
-        let mut preview = self.state.alerts.clone();
-        let changes = preview.evaluate(at, &findings);
+        let before = self.state.alerts.clone();
         self.execute(principal, at, &Event::AlertsEvaluated { findings, partial: false })?;
-        Ok(changes)
+        Ok(alert_changes(&before, &self.state.alerts))
     }
 
     /// Run whatever is due at `now`, as `principal` (give it the Service role): pull each region from its
