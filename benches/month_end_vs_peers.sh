@@ -9,7 +9,8 @@
 #   --runs R           runs of each tool, alternating (default 5)
 #   --pages            also time `cms month-end --pages` on the same usage as Usage API pages
 #   --check-only       compare outputs once, no timing (what CI runs, on a small month)
-# environment: CMS_PYTHON (default .venv/bin/python), CMS_BENCH_DIR (default /tmp/cms-bench)
+# environment: CMS_PYTHON (default .venv/bin/python), CMS_BENCH_DIR (default /tmp/cms-bench),
+#   CMS_BENCH_PROFILE (default release; CI's --check-only run uses `dev`, the debug build it already has)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared="$root/../shared/bench"
@@ -38,8 +39,10 @@ if [ ! -f "$data/usage.csv" ] || { $pages && [ ! -d "$data/usage-pages" ]; }; th
   $pages && generate+=(--json-pages)
   "${generate[@]}" >&2
 fi
-(cd "$root" && cargo build --release --locked --quiet -p cms-cli)
-cms="$root/target/release/cms"
+profile=${CMS_BENCH_PROFILE:-release}
+(cd "$root" && cargo build --profile "$profile" --locked --quiet -p cms-cli)
+[ "$profile" = dev ] && profile_dir=debug || profile_dir=$profile
+cms="${CARGO_TARGET_DIR:-$root/target}/$profile_dir/cms"
 rows=$(($(wc -l < "$data/usage.csv") - 1))
 
 run() { # run TOOL OUT: one run, prints "wall_seconds peak_kb"
