@@ -73,6 +73,37 @@ export declare class Cms {
   commissionReport(principal: Principal, period: string): Promise<any>
   /** What each department (tenant) and project (subscription) cost in a period, shared costs allocated. */
   showback(principal: Principal, period: string): Promise<any>
+  /** The usage records stored for a period, of the principal's subscriptions (quantities as strings). */
+  storedUsage(principal: Principal, period: string): Promise<any[]>
+  /**
+   * Set or replace a node's monthly budget (`{id, node, amount, currency, warning_percent?,
+   * breach_percent?, forecast?}`, amounts as strings); resolves to `{seq}`.
+   */
+  setBudget(principal: Principal, at: Date | string, budget: Record<string, unknown>): Promise<{ seq: number }>
+  /** Budgets of the principal's subtree in a period as of an instant: actual, forecast, state. */
+  budgetStatuses(principal: Principal, period: string, at: Date | string): Promise<any[]>
+  /**
+   * Alerts of the principal's subtree: the open ones (acknowledged included), or all with
+   * `{include_resolved: true}`.
+   */
+  alerts(principal: Principal, options?: { include_resolved?: boolean }): Promise<any[]>
+  /** Acknowledge an open alert of the principal's subtree; resolves to `{seq}`. */
+  acknowledgeAlert(principal: Principal, at: Date | string, id: number, note?: string): Promise<{ seq: number }>
+  /** Resolve an alert by hand (an evaluation that still finds its condition opens a new one). */
+  resolveAlert(principal: Principal, at: Date | string, id: number, note?: string): Promise<{ seq: number }>
+  /** Evaluate budgets and alert rules now and record it; resolves to the changes `[{id, change}]`. */
+  evaluateAlerts(principal: Principal, at: Date | string): Promise<any[]>
+  /**
+   * Run what is due at an instant (pull each region, draft and issue invoices, purge, evaluate alerts),
+   * off the main thread; each run is recorded, and ticking twice at one instant does nothing twice.
+   * Regions are configured as for the `pull_region` method, without `until`. Resolves to the report
+   * with `deliveries`: each alert change with its alert, for the application to deliver.
+   */
+  tick(principal: Principal, at: Date | string, regions?: Record<string, unknown>[]): Promise<any>
+  /** Recorded job runs, newest first (`{limit}`: 100 by default); platform principals only. */
+  jobRuns(principal: Principal, options?: { limit?: number }): Promise<any[]>
+  /** Dashboard data of the principal's subtree for a period as of an instant. */
+  dashboard(principal: Principal, period: string, at: Date | string): Promise<any>
   /** Walk the audit chain with the event log (`strict`: a broken chain rejects with `audit_broken`). */
   verifyAudit(options?: { expected_head?: unknown; strict?: boolean }): Promise<any>
 }

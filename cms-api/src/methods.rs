@@ -29,12 +29,15 @@ use cms_core::model::price_book::ChangeSet;
 use cms_core::model::time::Instant;
 use cms_core::model::usage::UsageRecord;
 use cms_core::source::{Granularity, PageOrigin};
+use cms_core::store::Store;
 use cms_core::{CmsError, Location};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::params::Params;
 use crate::store::AnyStore;
+
+mod monitoring;
 
 /// The engine every session holds.
 pub type Engine = Cms<AnyStore>;
@@ -101,6 +104,12 @@ pub static METHODS: &[Method] = &[
     free("version", "() -> {version}", "The library's version.", version),
     // ---- Commands (Write): recorded as events and audited; refused commands change nothing.
     write(
+        "acknowledge_alert",
+        "(principal, at, id, note?) -> {seq}",
+        "Acknowledge an open alert of the principal's subtree (it stays open until resolved).",
+        monitoring::acknowledge_alert,
+    ),
+    write(
         "apply_change_set",
         "(principal, at, change_set) -> {seq}",
         "Apply a bulk price change: a new version of every list in its scope.",
@@ -111,6 +120,12 @@ pub static METHODS: &[Method] = &[
         "(principal, at, period) -> null",
         "Close a period: its month-end is stored as issued; later usage of it becomes adjustments.",
         close_period,
+    ),
+    write(
+        "evaluate_alerts",
+        "(principal, at) -> [{id, change}]",
+        "Evaluate budgets and alert rules now and record it: new alerts open, found ones update, the rest resolve.",
+        monitoring::evaluate_alerts,
     ),
     write(
         "execute",
@@ -168,6 +183,12 @@ pub static METHODS: &[Method] = &[
         purge_usage,
     ),
     write(
+        "record_ingestion",
+        "(principal, at, source, summary: IngestSummary) -> {seq}",
+        "Record ingestion done outside the scheduler as a job run, so its refused and late records raise alerts.",
+        monitoring::record_ingestion,
+    ),
+    write(
         "refresh",
         "() -> null",
         "Apply what other writers appended to the store since this session looked.",
@@ -186,12 +207,37 @@ pub static METHODS: &[Method] = &[
         rerate,
     ),
     write(
+        "resolve_alert",
+        "(principal, at, id, note?) -> {seq}",
+        "Resolve an alert by hand (an evaluation that still finds its condition opens a new alert).",
+        monitoring::resolve_alert,
+    ),
+    write(
+        "set_budget",
+        "(principal, at, budget: Budget) -> {seq}",
+        "Set or replace a node's monthly budget (id, node, amount, currency, warning_percent?, breach_percent?, forecast?).",
+        monitoring::set_budget,
+    ),
+    write(
+        "tick",
+        "(principal, at, regions?: [region config as pull_region, without until]) -> TickReport & {deliveries}",
+        "Run what is due at an instant (pulls, drafts, issue, purge, evaluation), each run recorded; returns the \
+         report and every alert change with its alert, for the caller to deliver.",
+        monitoring::tick,
+    ),
+    write(
         "void_invoice",
         "(principal, at, number, reason) -> InvoiceDocument",
         "Void an issued invoice with a credit note cancelling it whole; returns the credit note.",
         void_invoice,
     ),
     // ---- Queries (Read).
+    read(
+        "alerts",
+        "(principal, include_resolved?) -> [Alert]",
+        "Alerts of the principal's subtree: open ones (acknowledged included), or all.",
+        monitoring::alerts,
+    ),
     read(
         "audit_records",
         "(principal) -> [AuditRecord]",
@@ -206,6 +252,12 @@ pub static METHODS: &[Method] = &[
     ),
     read("billing_rules", "() -> BillingRules", "The rules documents are rounded with.", billing_rules),
     read(
+        "budget_statuses",
+        "(principal, period, at) -> [BudgetStatus]",
+        "Budgets of the principal's subtree in a period as of an instant: actual, forecast, state.",
+        monitoring::budget_statuses,
+    ),
+    read(
         "chargeback_journal",
         "(principal, period) -> [JournalLine]",
         "Chargeback of a period as balanced journal lines.",
@@ -217,6 +269,13 @@ pub static METHODS: &[Method] = &[
         "(principal, period) -> CommissionReport",
         "Commission and override statements from the documents issued in a period.",
         commission_report,
+    ),
+    read(
+        "dashboard",
+        "(principal, period, at) -> Dashboard",
+        "Dashboard data of the principal's subtree: month to date, projection, top tenants and meters, cost by \
+         day and region, invoices by state, commissions, region health, open alerts.",
+        monitoring::dashboard,
     ),
     read(
         "drafts",
@@ -237,6 +296,12 @@ pub static METHODS: &[Method] = &[
         export_audit,
     ),
     read(
+        "findings",
+        "(at) -> [Finding]",
+        "What the detection rules find at an instant (the current month's facts), without recording anything.",
+        monitoring::findings,
+    ),
+    read(
         "invoice_documents",
         "(principal, period?) -> [ListedDocument]",
         "Issued, voided and draft documents the principal may see.",
@@ -253,6 +318,12 @@ pub static METHODS: &[Method] = &[
         "(principal, period) -> [InvoiceDocument]",
         "The month-end documents of a period as the principal sees them (for statements).",
         issued_in,
+    ),
+    read(
+        "job_runs",
+        "(principal, limit?) -> [JobRun]",
+        "Recorded job runs, newest first (100 unless limit says); platform principals only.",
+        monitoring::job_runs,
     ),
     read(
         "month_end_for",
@@ -302,6 +373,13 @@ pub static METHODS: &[Method] = &[
         "() -> {channel, catalogue, terms, ...}",
         "The engine's state (unscoped; the channel's nodes come from nodes), as Cms::state.",
         state,
+    ),
+    read(
+        "stored_usage",
+        "(principal, period) -> [UsageRecord]",
+        "The usage records stored for a period (usage starting in it) of the principal's subscriptions; at the \
+         platform also those of subscriptions not yet onboarded.",
+        stored_usage,
     ),
     read(
         "subscriptions",
@@ -619,7 +697,10 @@ fn issue_interim(engine: &mut Engine, mut params: Params) -> Result<Value, CmsEr
     to_json("issue_interim", engine.issue_interim(&principal, at)?)
 }
 
-fn pull_region(engine: &mut Engine, mut params: Params) -> Result<Value, CmsError> {
+/// A stamp's Usage API configuration from parameters (`pull_region`'s, and each of `tick`'s `regions`):
+/// `region, arm_endpoint, provider_subscription, tenant, client_id, client_secret, start, subscribers?,
+/// granularity?, window_hours?, ca_certificates_pem?, allow_http?, max_attempts?`.
+fn region_config(params: &mut Params) -> Result<RegionConfig, CmsError> {
     let region = params.string("region")?;
     let arm_endpoint = params.string("arm_endpoint")?;
     let provider_subscription = params.string("provider_subscription")?;
@@ -629,21 +710,19 @@ fn pull_region(engine: &mut Engine, mut params: Params) -> Result<Value, CmsErro
         client_secret: params.string("client_secret")?,
     };
     let start = params.instant("start")?;
-    let until = params.instant("until")?;
     let subscribers = params.opt_strings("subscribers")?.unwrap_or_default();
     let granularity: Option<Granularity> = params.opt_typed("granularity")?;
     let window_hours = params.opt_count("window_hours")?;
     let pem = params.opt_string("ca_certificates_pem")?;
     let allow_http = params.flag("allow_http", false)?;
     let max_attempts = params.opt_count("max_attempts")?;
-    params.finish()?;
     let mut config = RegionConfig::new(region, arm_endpoint, provider_subscription, credentials, start);
     config.subscribers = subscribers;
     config.granularity = granularity.unwrap_or(config.granularity);
     if let Some(hours) = window_hours {
         let hours =
             i64::try_from(hours).ok().filter(|hours| *hours > 0).ok_or_else(|| CmsError::InvalidValue {
-                at: Location::field("pull_region", "window_hours"),
+                at: Location::field(params.method().to_owned(), "window_hours"),
                 text: hours.to_string(),
                 reason: "must be a positive number of hours".into(),
             })?;
@@ -654,6 +733,13 @@ fn pull_region(engine: &mut Engine, mut params: Params) -> Result<Value, CmsErro
     if let Some(attempts) = max_attempts {
         config.retry.max_attempts = u32::try_from(attempts).unwrap_or(u32::MAX).max(1);
     }
+    Ok(config)
+}
+
+fn pull_region(engine: &mut Engine, mut params: Params) -> Result<Value, CmsError> {
+    let config = region_config(&mut params)?;
+    let until = params.instant("until")?;
+    params.finish()?;
     let mut client = UsageApiClient::new(config, until)?.with_checkpoints(&engine.checkpoints()?);
     to_json("pull_region", engine.pull(&mut client)?)
 }
@@ -823,6 +909,28 @@ fn node(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {
     let at = params.instant("at")?;
     params.finish()?;
     to_json("node", engine.node(&principal, &id, at)?)
+}
+
+fn stored_usage(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {
+    let principal = params.principal()?;
+    let period = params.period("period")?;
+    params.finish()?;
+    engine.authorize_read(&principal, Action::ReadUsage)?;
+    let scope = engine.scope_of(&principal)?;
+    let hierarchy = &engine.state().hierarchy;
+    let everything = scope == hierarchy.root();
+    let mut records = Vec::new();
+    engine.store().for_each_usage(&period, &mut |record| {
+        let visible = everything
+            || hierarchy
+                .find_ignoring_case(&record.subscription)
+                .is_some_and(|node| hierarchy.is_within(node, scope));
+        if visible {
+            records.push(to_json("stored_usage", record)?);
+        }
+        Ok(())
+    })?;
+    Ok(Value::Array(records))
 }
 
 fn subscriptions(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {

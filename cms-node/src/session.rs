@@ -612,6 +612,195 @@ impl JsCms {
         })
     }
 
+    /// The usage records stored for a period, of the principal's subscriptions (quantities as strings).
+    #[napi(ts_args_type = "principal: Principal, period: string", ts_return_type = "Promise<any[]>")]
+    pub fn stored_usage<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        period: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "stored_usage", |arguments| {
+            arguments.with("principal", principal)?.with("period", period)
+        })
+    }
+
+    /// Set or replace a node's monthly budget (`{id, node, amount, currency, warning_percent?,
+    /// breach_percent?, forecast?}`, amounts as strings); resolves to `{seq}`.
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string, budget: Record<string, unknown>",
+        ts_return_type = "Promise<{ seq: number }>"
+    )]
+    pub fn set_budget<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+        budget: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "set_budget", |arguments| {
+            arguments.with("principal", principal)?.with("at", at)?.with("budget", budget)
+        })
+    }
+
+    /// Budgets of the principal's subtree in a period as of an instant: actual, forecast, state.
+    #[napi(
+        ts_args_type = "principal: Principal, period: string, at: Date | string",
+        ts_return_type = "Promise<any[]>"
+    )]
+    pub fn budget_statuses<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        period: Unknown<'_>,
+        at: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "budget_statuses", |arguments| {
+            arguments.with("principal", principal)?.with("period", period)?.with("at", at)
+        })
+    }
+
+    /// Alerts of the principal's subtree: the open ones (acknowledged included), or all with
+    /// `{include_resolved: true}`.
+    #[napi(
+        ts_args_type = "principal: Principal, options?: { include_resolved?: boolean }",
+        ts_return_type = "Promise<any[]>"
+    )]
+    pub fn alerts<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "alerts", |arguments| {
+            let arguments = arguments.with("principal", principal)?;
+            match options {
+                Some(options) => arguments.with_options(options),
+                None => Ok(arguments),
+            }
+        })
+    }
+
+    /// Acknowledge an open alert of the principal's subtree; resolves to `{seq}`.
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string, id: number, note?: string",
+        ts_return_type = "Promise<{ seq: number }>"
+    )]
+    pub fn acknowledge_alert<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+        id: Unknown<'_>,
+        note: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.alert_command(env, "acknowledge_alert", [principal, at, id], note)
+    }
+
+    /// Resolve an alert by hand (an evaluation that still finds its condition opens a new one).
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string, id: number, note?: string",
+        ts_return_type = "Promise<{ seq: number }>"
+    )]
+    pub fn resolve_alert<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+        id: Unknown<'_>,
+        note: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.alert_command(env, "resolve_alert", [principal, at, id], note)
+    }
+
+    fn alert_command<'env>(
+        &self,
+        env: &'env Env,
+        method: &str,
+        [principal, at, id]: [Unknown<'_>; 3],
+        note: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, method, |arguments| {
+            let arguments = arguments.with("principal", principal)?.with("at", at)?.with("id", id)?;
+            match note {
+                Some(note) => arguments.with("note", note),
+                None => Ok(arguments),
+            }
+        })
+    }
+
+    /// Evaluate budgets and alert rules now and record it; resolves to the changes `[{id, change}]`.
+    #[napi(ts_args_type = "principal: Principal, at: Date | string", ts_return_type = "Promise<any[]>")]
+    pub fn evaluate_alerts<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "evaluate_alerts", |arguments| arguments.with("principal", principal)?.with("at", at))
+    }
+
+    /// Run what is due at an instant (pull each region, draft and issue invoices, purge, evaluate alerts),
+    /// off the main thread; each run is recorded, and ticking twice at one instant does nothing twice.
+    /// Regions are configured as for the `pull_region` method, without `until`. Resolves to the report
+    /// with `deliveries`: each alert change with its alert, for the application to deliver.
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string, regions?: Record<string, unknown>[]",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn tick<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+        regions: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "tick", |arguments| {
+            let arguments = arguments.with("principal", principal)?.with("at", at)?;
+            match regions {
+                Some(regions) => arguments.with("regions", regions),
+                None => Ok(arguments),
+            }
+        })
+    }
+
+    /// Recorded job runs, newest first (`{limit}`: 100 by default); platform principals only.
+    #[napi(
+        ts_args_type = "principal: Principal, options?: { limit?: number }",
+        ts_return_type = "Promise<any[]>"
+    )]
+    pub fn job_runs<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "job_runs", |arguments| {
+            let arguments = arguments.with("principal", principal)?;
+            match options {
+                Some(options) => arguments.with_options(options),
+                None => Ok(arguments),
+            }
+        })
+    }
+
+    /// Dashboard data of the principal's subtree for a period as of an instant.
+    #[napi(
+        ts_args_type = "principal: Principal, period: string, at: Date | string",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn dashboard<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        period: Unknown<'_>,
+        at: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "dashboard", |arguments| {
+            arguments.with("principal", principal)?.with("period", period)?.with("at", at)
+        })
+    }
+
     /// Walk the audit chain with the event log (`strict`: a broken chain rejects with `audit_broken`).
     #[napi(
         ts_args_type = "options?: { expected_head?: unknown; strict?: boolean }",

@@ -58,6 +58,53 @@ test('the golden month through the typed methods, on a SQLite file reopened wher
   assert.ok(typedUsed.size >= 6, `typed methods used: ${[...typedUsed]}`)
 })
 
+/** Each monitoring facade method and the typed method that makes the same call. */
+const TYPED_MONITORING = {
+  set_budget: (cms, p) => cms.setBudget(p.principal, p.at, p.budget),
+  budget_statuses: (cms, p) => cms.budgetStatuses(p.principal, p.period, new Date(p.at)),
+  alerts: (cms, p) => cms.alerts(p.principal, p.include_resolved === undefined ? undefined : { include_resolved: p.include_resolved }),
+  acknowledge_alert: (cms, p) => cms.acknowledgeAlert(p.principal, p.at, p.id, p.note),
+  resolve_alert: (cms, p) => cms.resolveAlert(p.principal, new Date(p.at), p.id, p.note),
+  evaluate_alerts: (cms, p) => cms.evaluateAlerts(p.principal, p.at),
+  tick: (cms, p) => cms.tick(p.principal, p.at, p.regions),
+  job_runs: (cms, p) => cms.jobRuns(p.principal, p.limit === undefined ? undefined : { limit: p.limit }),
+  dashboard: (cms, p) => cms.dashboard(p.principal, p.period, p.at),
+  stored_usage: (cms, p) => cms.storedUsage(p.principal, p.period),
+}
+
+test('monitoring (budgets, alerts, job runs, the tick, the dashboard) through the typed methods', async () => {
+  const cases = JSON.parse(fs.readFileSync(path.join(VECTORS, 'calls', 'monitoring.json'), 'utf8')).cases
+  const typedUsed = new Set()
+  for (const [number, monitoringCase] of cases.entries()) {
+    const store = new SqliteStore(path.join(scratch, `monitoring-${number}.db`))
+    let cms = await Cms.open(store)
+    for (const [index, step] of monitoringCase.steps.entries()) {
+      if (step.reopen !== undefined) {
+        await cms.close()
+        cms = await Cms.open(store)
+        continue
+      }
+      const typed = TYPED_MONITORING[step.method]
+      if (typed) typedUsed.add(step.method)
+      const pending = typed ? typed(cms, step.params) : cms.call(step.method, step.params)
+      const where = `${monitoringCase.name}, step ${index} (${step.method})`
+      if (step.error !== undefined) {
+        await assert.rejects(pending, (error) => {
+          assert.equal(error.code, step.error.code, where)
+          if (step.error.message_contains) assert.ok(error.message.includes(step.error.message_contains), `${where}: ${error.message}`)
+          return true
+        })
+        continue
+      }
+      const result = await pending
+      const why = step.result === undefined ? null : matches(result, step.result, 'result')
+      assert.equal(why, null, `${where}: ${why}`)
+    }
+    await cms.close()
+  }
+  assert.deepEqual([...typedUsed].sort(), Object.keys(TYPED_MONITORING).sort(), 'every typed monitoring method was used')
+})
+
 test('a SQLite store keeps the channel across sessions; the synchronous constructor opens it too', async () => {
   const file = path.join(scratch, 'reopen.db')
   const first = new Cms(new SqliteStore(file))

@@ -10,10 +10,8 @@ mod errors;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use cms_api::params::Params;
 use cms_api::{Session, StoreSpec};
 use cms_core::CmsError;
-use cms_core::store::Store;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use serde_json::Value;
@@ -147,33 +145,6 @@ impl PySession {
             let params = parse_params(method, params)?;
             let result = session.call(method, params)?;
             to_text(method, &result)
-        })
-    }
-
-    /// The usage records stored for a period (unscoped: the operator's view, like `month_end_report`),
-    /// as a JSON array of the core's usage records, in the store's order.
-    ///
-    /// Args:
-    ///     period: `"YYYY-MM"`, `"START/END"` (RFC 3339 instants) or `{"start", "end"}`, as JSON text.
-    ///
-    /// Returns:
-    ///     The records as JSON text.
-    fn stored_usage(&self, py: Python<'_>, period: &str) -> PyResult<String> {
-        const METHOD: &str = "stored_usage";
-        self.with_session(py, |session| {
-            let mut params =
-                Params::new(METHOD, serde_json::json!({ "period": parse_params(METHOD, period)? }))?;
-            let period = params.period("period")?;
-            params.finish()?;
-            let mut records = Vec::new();
-            session.engine().store().for_each_usage(&period, &mut |record| {
-                records.push(serde_json::to_value(record).map_err(|error| CmsError::BadJson {
-                    at: cms_core::Location::field(METHOD, "result"),
-                    message: error.to_string(),
-                })?);
-                Ok(())
-            })?;
-            to_text(METHOD, &Value::Array(records))
         })
     }
 

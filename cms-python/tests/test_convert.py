@@ -185,7 +185,7 @@ def _rich_results() -> list[tuple[str, str]]:
         ]
         for method, params in queries:
             recorded.append((method, engine._session.call(method, encode(params))))
-        recorded.append(("stored_usage", engine._session.stored_usage('"2026-10"')))
+        recorded.append(("stored_usage", engine._session.call("stored_usage", encode({**who, "period": "2026-10"}))))
     return recorded
 
 

@@ -14,17 +14,18 @@
 //! ```
 
 mod parallel;
+pub mod partial;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cms_core::billing::{MonthEndReport, NotBilledReason, bill};
 use cms_core::formats::focus::write_focus_csv;
 use cms_core::formats::focus_usage::{EXPORT_EXTENSIONS, export_charges};
-use cms_core::formats::workload::{self, KnownSubscriptions, OutputSinks, UsageInput, WorkloadInputs};
+use cms_core::formats::workload::{self, OutputSinks};
 use cms_core::model::hierarchy::{Hierarchy, NodeKind};
 use cms_core::{CmsError, Decimal, Location};
 use serde::{Deserialize, Serialize};
@@ -135,33 +136,35 @@ fn open(path: &Path) -> Result<BufReader<File>, CmsError> {
 pub fn run(options: &Options) -> Result<Summary, CmsError> {
     let started = Instant::now();
     let data = options.data.as_path();
-    if !data.is_dir() {
-        return Err(io_error(
-            data,
-            &std::io::Error::new(std::io::ErrorKind::NotFound, "no such data folder"),
-        ));
-    }
     let threads =
         options.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let threads = threads.max(1);
-    let plan_path = data.join("plan.json");
-    let mut plan = Vec::new();
-    open(&plan_path)?.read_to_end(&mut plan).map_err(|error| io_error(&plan_path, &error))?;
-    let (plan, hierarchy, terms) = workload::read_setup(&mut WorkloadInputs {
-        plan: &plan,
-        hierarchy: &mut open(&data.join("hierarchy.csv"))?,
-        subscriptions: &mut open(&data.join("subscriptions.csv"))?,
-        prices: &mut open(&data.join("prices.csv"))?,
-        commission: &mut open(&data.join("commission.csv"))?,
-        usage: UsageInput::Csv(&mut std::io::empty()),
-    })?;
-    let subscriptions = KnownSubscriptions::new(&hierarchy);
-    let known = |id: &str| subscriptions.contains(id);
+    let setup = partial::Setup::read(data)?;
+    let known = |id: &str| setup.knows(id);
+    let period = setup.period();
     let accumulator = match options.pages.as_deref() {
-        None => parallel::csv_usage(&data.join("usage.csv"), plan.period, &known, threads)?,
-        Some(folder) => parallel::page_usage(&parallel::page_paths(folder)?, plan.period, &known, threads)?,
+        None => parallel::csv_usage(&data.join("usage.csv"), period, &known, threads)?,
+        Some(folder) => parallel::page_usage(&parallel::page_paths(folder)?, period, &known, threads)?,
     };
-    let report = bill(&hierarchy, &terms, plan.rules, &accumulator.finish())?;
+    let report = bill(&setup.hierarchy, &setup.terms, setup.plan.rules, &accumulator.finish())?;
+    let finish = partial::FinishOptions {
+        out: &options.out,
+        strict: options.strict,
+        focus_out: options.focus_out.as_deref(),
+    };
+    let mut summary = report_outputs(&report, &setup.hierarchy, &finish)?;
+    summary.threads = threads as u64;
+    summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(summary)
+}
+
+/// Check unpriced usage (refused when strict), write the outputs (and FOCUS exports), and summarise.
+/// `threads` and `elapsed_ms` are left for the caller.
+fn report_outputs(
+    report: &MonthEndReport,
+    hierarchy: &Hierarchy,
+    options: &partial::FinishOptions<'_>,
+) -> Result<Summary, CmsError> {
     let unpriced: Vec<Unpriced> = report
         .not_billed
         .iter()
@@ -181,9 +184,9 @@ pub fn run(options: &Options) -> Result<Summary, CmsError> {
             first: Location::whole(format!("usage.csv, subscription {}", first.subscription)),
         });
     }
-    let mut outputs = write_outputs(&report, &options.out)?;
-    if let Some(folder) = options.focus_out.as_deref() {
-        outputs.extend(write_focus(&report, &hierarchy, folder)?);
+    let mut outputs = write_outputs(report, options.out)?;
+    if let Some(folder) = options.focus_out {
+        outputs.extend(write_focus(report, hierarchy, folder)?);
     }
     let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
     for invoice in &report.invoices {
@@ -205,8 +208,8 @@ pub fn run(options: &Options) -> Result<Summary, CmsError> {
         totals,
         unpriced,
         outputs: outputs.iter().map(|path| path.display().to_string()).collect(),
-        threads: threads as u64,
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        threads: 0,
+        elapsed_ms: 0,
     })
 }
 

@@ -564,6 +564,68 @@ class Cms:
         """Apply what other writers appended to the store since this engine looked."""
         self.call("refresh")
 
+    # ---- Monitoring commands: budgets, alerts, the scheduler.
+
+    def set_budget(
+        self, budget: Mapping[str, Any], *, at: Instant | None = None, principal: PrincipalLike | None = None
+    ) -> int:
+        """Set or replace a node's monthly budget (``id``, ``node``, ``amount``, ``currency``, and optionally
+        ``warning_percent`` (80), ``breach_percent`` (100), ``forecast`` (True)); returns the event's sequence."""
+        params = {"principal": self._who(principal), "at": self._at(at), "budget": budget}
+        return cast(int, self.call("set_budget", params)["seq"])
+
+    def acknowledge_alert(
+        self, id: int, *, note: str | None = None, at: Instant | None = None, principal: PrincipalLike | None = None
+    ) -> int:
+        """Acknowledge an open alert of the principal's subtree; returns the event's sequence."""
+        params: dict[str, Any] = {"principal": self._who(principal), "at": self._at(at), "id": id}
+        if note is not None:
+            params["note"] = note
+        return cast(int, self.call("acknowledge_alert", params)["seq"])
+
+    def resolve_alert(
+        self, id: int, *, note: str | None = None, at: Instant | None = None, principal: PrincipalLike | None = None
+    ) -> int:
+        """Resolve an alert by hand (an evaluation that still finds its condition opens a new one)."""
+        params: dict[str, Any] = {"principal": self._who(principal), "at": self._at(at), "id": id}
+        if note is not None:
+            params["note"] = note
+        return cast(int, self.call("resolve_alert", params)["seq"])
+
+    def evaluate_alerts(
+        self, *, at: Instant | None = None, principal: PrincipalLike | None = None
+    ) -> list[dict[str, Any]]:
+        """Evaluate budgets and alert rules and record it; returns the changes ``[{"id", "change"}]``."""
+        params = {"principal": self._who(principal), "at": self._at(at)}
+        return cast("list[dict[str, Any]]", self.call("evaluate_alerts", params))
+
+    def record_ingestion(
+        self,
+        source: str,
+        summary: Mapping[str, Any],
+        *,
+        at: Instant | None = None,
+        principal: PrincipalLike | None = None,
+    ) -> int:
+        """Record ingestion done outside the scheduler (the summary :meth:`ingest_records` returned) as a job
+        run of ``source``, so that its refused and late records raise alerts at the next evaluation."""
+        params = {"principal": self._who(principal), "at": self._at(at), "source": source, "summary": summary}
+        return cast(int, self.call("record_ingestion", params)["seq"])
+
+    def tick(
+        self,
+        *,
+        regions: Sequence[Mapping[str, Any]] = (),
+        at: Instant | None = None,
+        principal: PrincipalLike | None = None,
+    ) -> dict[str, Any]:
+        """Run what is due (pull each region, draft and issue invoices, purge, evaluate alerts), each run
+        recorded; ticking twice at one instant does nothing twice. A region is configured as for the
+        ``pull_region`` method, without ``until``. Returns the report, with ``deliveries``: each alert change
+        with its alert, for the caller to deliver (a webhook, a mail)."""
+        params = {"principal": self._who(principal), "at": self._at(at), "regions": [dict(r) for r in regions]}
+        return cast("dict[str, Any]", self.call("tick", params))
+
     # ---- Queries.
 
     def _query(self, method: str, principal: PrincipalLike | None, **params: Any) -> Any:
@@ -690,6 +752,34 @@ class Cms:
             params["expected_head"] = dict(expected_head)
         return cast("dict[str, Any]", self.call("verify_audit", params))
 
+    def budget_statuses(
+        self, period: PeriodLike, *, at: Instant | None = None, principal: PrincipalLike | None = None
+    ) -> list[dict[str, Any]]:
+        """Budgets of the principal's subtree in a period as of an instant: actual, forecast, state."""
+        result = self._query("budget_statuses", principal, period=_period(period), at=self._at(at))
+        return cast("list[dict[str, Any]]", result)
+
+    def alerts(
+        self, *, include_resolved: bool = False, principal: PrincipalLike | None = None
+    ) -> list[dict[str, Any]]:
+        """Alerts of the principal's subtree: the open ones (acknowledged included), or all."""
+        return cast("list[dict[str, Any]]", self._query("alerts", principal, include_resolved=include_resolved))
+
+    def findings(self, *, at: Instant | None = None) -> list[dict[str, Any]]:
+        """What the alert rules find at an instant, without recording anything (unscoped)."""
+        return cast("list[dict[str, Any]]", self.call("findings", {"at": self._at(at)}))
+
+    def job_runs(self, *, limit: int | None = None, principal: PrincipalLike | None = None) -> list[dict[str, Any]]:
+        """Recorded job runs, newest first (100 unless ``limit`` says); platform principals only."""
+        return cast("list[dict[str, Any]]", self._query("job_runs", principal, limit=limit))
+
+    def dashboard(
+        self, period: PeriodLike, *, at: Instant | None = None, principal: PrincipalLike | None = None
+    ) -> dict[str, Any]:
+        """Dashboard data of the principal's subtree: month to date, projection, top tenants and meters, cost
+        by day and region, invoices by state, commissions, region health, open alerts, budgets."""
+        return cast("dict[str, Any]", self._query("dashboard", principal, period=_period(period), at=self._at(at)))
+
     def verify_documents(self) -> dict[str, Any]:
         """Check every issued document's stored body against its recorded hash: ``{"intact", "altered"}``."""
         return cast("dict[str, Any]", self.call("verify_documents"))
@@ -702,16 +792,18 @@ class Cms:
         """The engine's state (channel, catalogue, terms, policies, ...), unscoped."""
         return cast("dict[str, Any]", self.call("state"))
 
-    def stored_usage(self, period: PeriodLike) -> list[UsageRecord]:
-        """The usage records stored for a period (unscoped: the operator's view), as dicts.
+    def stored_usage(self, period: PeriodLike, *, principal: PrincipalLike | None = None) -> list[UsageRecord]:
+        """The usage records stored for a period, of the principal's subscriptions (at the platform, also
+        those of subscriptions not yet onboarded), as dicts.
 
         Args:
             period: the period (records whose usage starts in it).
+            principal: who reads (``None``: the engine's principal).
 
         Returns:
             The records, quantities as ``Decimal`` and instants as aware ``datetime``.
         """
-        return cast("list[UsageRecord]", decode(self._session.stored_usage(encode(_period(period)))))
+        return cast("list[UsageRecord]", self._query("stored_usage", principal, period=_period(period)))
 
     # ---- DataFrames and Arrow tables (pandas and pyarrow are imported on first use).
 

@@ -68,8 +68,6 @@ class Session:
     def __new__(cls, store: str) -> "Session": ...
     def call(self, method: str, params: str) -> str:
         """Call any method by name, with the GIL released (JSON text in and out)."""
-    def stored_usage(self, period: str) -> str:
-        """The usage records stored for a period, as JSON text."""
     def close(self) -> None:
         """Close the session and release its store."""
     @property
