@@ -13,7 +13,7 @@ checks_failed=0
 
 check() { # check NAME COMMAND...: a pass/fail step that counts as one test
   local name=$1; shift
-  echo "== $name"
+  echo "== $name (at ${SECONDS} s)"
   if "$@"; then checks_passed=$((checks_passed + 1)); else echo "!! $name failed"; checks_failed=$((checks_failed + 1)); fi
 }
 
@@ -28,7 +28,7 @@ export CARGO_INCREMENTAL=0
 
 check "cargo fmt --check" cargo fmt --all --check
 check "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
-echo "== cargo build"
+echo "== cargo build (at ${SECONDS} s)"
 cargo build --workspace --all-targets --locked --quiet || { echo "!! build failed"; echo "0 passed, 1 failed"; exit 1; }
 # PostgreSQL for the cms-postgres tests: a throwaway cluster on 127.0.0.1 (initdb and postgres refuse root, so
 # as root they run as the postgres user), stopped and removed on exit; installed first on a bare machine.
@@ -67,7 +67,7 @@ if ! command -v chromium > /dev/null 2>&1; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
     || echo "!! could not install Chromium: the dashboard screenshot test will fail"
 fi
-echo "== cargo test"
+echo "== cargo test (at ${SECONDS} s)"
 cargo test --workspace --locked 2>&1 | tee "$log"
 test_status=${PIPESTATUS[0]}
 # The main job, twice on one SQLite file: the second run continues from the first.
@@ -126,10 +126,29 @@ echo "== Python binding: tools"
   || echo "!! could not install the Python binding's tools"
 check "cms-python builds and installs (maturin develop)" env VIRTUAL_ENV="$root/.venv" \
   .venv/bin/maturin develop --quiet --locked -m cms-python/Cargo.toml
-echo "== pytest (cms-python)"
+echo "== pytest (cms-python) (at ${SECONDS} s)"
+# The distributed month-end tests (Dask LocalCluster, Spark local mode on Java 17) run on a generated
+# 250-subscription month kept beside the benchmark's data; CMS_REQUIRE_SPARK makes a missing Java or pyspark
+# a failure instead of a skip.
+CMS_DISTRIBUTED_DATA="${TMPDIR:-/tmp}/cms-ci-bench/m250" CMS_REQUIRE_SPARK=1 SPARK_LOCAL_IP=127.0.0.1 \
 CMS_CLI="${CARGO_TARGET_DIR:-$root/target}/debug/cms" MPLBACKEND=Agg \
   .venv/bin/python -m pytest -q -p no:cacheprovider cms-python/tests 2>&1 | tee -a "$log"
 py_status=${PIPESTATUS[0]}
+# Installing from the repo as a user would: pip builds the wheel through the PEP 517 backend (maturin; a dev
+# build here, which reuses the artifacts above), the wheel goes into a fresh venv without any other package,
+# and runs the month-end of the vectors' workload there.
+check "cms-python: pip builds a wheel from the repo; it installs into a fresh venv and runs" bash -c '
+  set -e; work=$(mktemp -d); trap "rm -rf $work" EXIT
+  MATURIN_PEP517_ARGS="--profile dev" .venv/bin/pip wheel --quiet --disable-pip-version-check --no-deps \
+    -w "$work/dist" ./cms-python
+  python3 -m venv "$work/venv"
+  "$work/venv/bin/pip" install --quiet --disable-pip-version-check "$work"/dist/cms-*.whl
+  cd "$work" && "$work/venv/bin/python" -c "
+import sys, cms
+summary = cms.month_end(sys.argv[1], \"out\")
+assert str(summary[\"totals\"][\"USD\"]) == \"2.81\", summary
+print(\"wheel:\", cms.version(), summary[\"totals\"])
+" "'"$root"'/tests/vectors/calls/workload"'
 check "mypy --strict (cms-python: package, tests, example)" \
   bash -c 'cd cms-python && ../.venv/bin/python -m mypy --strict python/cms tests examples'
 check "stubtest (cms-python's stubs against the module)" bash -c 'cd cms-python \
@@ -146,7 +165,7 @@ check "cms-node: npm ci" bash -c 'cd cms-node && { [ node_modules/.package-lock.
 cp cms-node/index.d.ts "$runner_log.d.ts"
 check "cms-node builds (napi build, debug)" bash -c 'cd cms-node && npm run --silent build > /dev/null'
 check "cms-node: index.d.ts is what napi generates (no drift)" cmp cms-node/index.d.ts "$runner_log.d.ts"
-echo "== node --test (cms-node)"
+echo "== node --test (cms-node) (at ${SECONDS} s)"
 (cd cms-node && npm test --silent) 2>&1 | tee -a "$runner_log"
 node_status=${PIPESTATUS[0]}
 # uniffi (cms-uniffi): the library and its generator (feature `cli`), Kotlin, Swift and Ruby generated; the
@@ -156,7 +175,7 @@ node_status=${PIPESTATUS[0]}
 uniffi=(cms-uniffi/tests/run.sh)
 check "cms-uniffi: build, generate Kotlin, Swift and Ruby" "${uniffi[@]}" generate
 check "cms-uniffi: the generated Swift is the checked-in one" "${uniffi[@]}" swift
-echo "== Kotlin and Ruby (cms-uniffi)"
+echo "== Kotlin and Ruby (cms-uniffi) (at ${SECONDS} s)"
 "${uniffi[@]}" kotlin 2>&1 | tee -a "$runner_log"
 kotlin_status=${PIPESTATUS[0]}
 "${uniffi[@]}" ruby 2>&1 | tee -a "$runner_log"
@@ -177,5 +196,6 @@ read -r py_passed py_failed < <(awk '/^(=+ )?[0-9]+ [a-z]+.* in [0-9.]+s/ { for 
 if [ "$py_status" -ne 0 ] && [ "$py_failed" -eq 0 ]; then py_failed=1; fi # no test collected, or a crash
 passed=$((cargo_passed + py_passed + runners_passed + checks_passed))
 failed=$((cargo_failed + py_failed + runners_failed + checks_failed))
+echo "(finished at ${SECONDS} s)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,6 +7,7 @@
 //! `DataFrames`) is built on these few functions by the package's Python modules (`python/cms/`).
 
 mod errors;
+mod partials;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -178,6 +179,10 @@ fn _cms(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(call, module)?)?;
     module.add_function(wrap_pyfunction!(error_class, module)?)?;
     module.add_class::<PySession>()?;
+    module.add_class::<partials::PySetup>()?;
+    // The month-end's column and file names, from the core (cms.distributed uses them).
+    module.add("USAGE_COLUMNS", cms_core::formats::usage_csv::USAGE_COLUMNS.to_vec())?;
+    module.add("SETUP_FILES", cms_api::month_end::partial::SETUP_FILES.to_vec())?;
     errors::register(module)?;
     Ok(())
 }

@@ -24,6 +24,10 @@ def _parameters(function: ast.FunctionDef) -> list[str]:
 def test_stub_names_are_the_module_names() -> None:
     stub_names = {
         node.name for node in _stub_tree().body if isinstance(node, (ast.ClassDef, ast.FunctionDef))
+    } | {
+        node.target.id
+        for node in _stub_tree().body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
     }
     runtime_names = {name for name in dir(_cms) if not name.startswith("_")}
     assert stub_names == runtime_names
@@ -42,7 +46,9 @@ def test_stub_functions_and_methods_have_the_runtime_signatures() -> None:
             for name, item in members.items():
                 if name == "__new__":
                     runtime = inspect.signature(cls)
-                elif isinstance(inspect.getattr_static(cls, name), property) or name in ("closed", "store"):
+                elif isinstance(inspect.getattr_static(cls, name), property) or inspect.isgetsetdescriptor(
+                    inspect.getattr_static(cls, name)
+                ):
                     continue
                 else:
                     runtime = inspect.signature(getattr(cls, name))

@@ -3,7 +3,8 @@
 Python code uses ``cms.Cms`` and ``cms.call``, which convert values (``cms._convert``) and call these.
 """
 
-from typing import Optional, final
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional, final
 
 __all__ = [
     "AuditError",
@@ -13,10 +14,13 @@ __all__ = [
     "ForbiddenError",
     "IngestError",
     "InputError",
+    "MonthEndSetup",
     "NotFoundError",
     "RemoteError",
+    "SETUP_FILES",
     "Session",
     "StorageError",
+    "USAGE_COLUMNS",
     "call",
     "error_class",
 ]
@@ -55,6 +59,11 @@ class RemoteError(CmsError):
 class AuditError(CmsError):
     """The audit trail or an issued document does not verify."""
 
+#: The columns of ``usage.csv`` the month-end reads, in order.
+USAGE_COLUMNS: list[str]
+#: The workload's setup files (everything but the usage).
+SETUP_FILES: list[str]
+
 def call(method: str, params: str) -> str:
     """Call a method that needs no session, with the GIL released (JSON text in and out)."""
 
@@ -76,3 +85,18 @@ class Session:
     @property
     def store(self) -> str:
         """The store spec the session was opened with, as JSON text."""
+
+@final
+class MonthEndSetup:
+    """A workload's setup for month-end partials (``cms.distributed``), built from the setup files' contents."""
+
+    def __new__(cls, files: Mapping[str, bytes]) -> "MonthEndSetup": ...
+    @property
+    def period(self) -> str:
+        """The period billed, ``YYYY-MM``."""
+    def rate_arrow(self, tables: Sequence[Any], sources: Sequence[str]) -> bytes:
+        """Rate Arrow tables of usage (``__arrow_c_stream__``, columns as strings), in order, into a partial."""
+    def finish(
+        self, partials: Sequence[bytes], out: str, strict: bool = False, focus_out: Optional[str] = None
+    ) -> str:
+        """Merge partials, bill, write the outputs; returns the summary as JSON text."""

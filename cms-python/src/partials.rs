@@ -1,0 +1,248 @@
+//! Month-end partials for distributed engines (`cms.distributed`): a workload's setup built from the files
+//! a driver ships, usage rated from Arrow data into a partial (the accumulator's stable binary form), and
+//! partials merged and finished into the four outputs. See `cms_api::month_end::partial` for the rules.
+//!
+//! Arrow data comes through the Arrow `PyCapsule` interface (`__arrow_c_stream__`: pyarrow Tables, record
+//! batch readers, and anything else that speaks it), imported zero-copy with arrow-rs's C stream reader:
+//! the string columns are read in place, never copied into Python objects.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
+use arrow_array::types::{Int64Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use cms_api::month_end::partial::{FinishOptions, Setup};
+use cms_core::formats::usage_csv::USAGE_COLUMNS;
+use cms_core::{CmsError, Location};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyCapsule};
+
+use crate::errors::PyCmsError;
+
+/// The capsule name the Arrow `PyCapsule` interface gives a C stream.
+const STREAM_CAPSULE: &std::ffi::CStr = c"arrow_array_stream";
+/// An optional column of row numbers that errors name instead of the row's index in its table.
+const ROW_COLUMN: &str = "row";
+
+fn bad_arrow(source: &str, reason: impl Into<String>) -> CmsError {
+    CmsError::BadRecord { at: Location::whole(source), reason: reason.into() }
+}
+
+/// A workload's setup (`cms_api::month_end::partial::Setup`), built once per process from the setup
+/// files' contents and shared by the rating calls made on it.
+#[pyclass(name = "MonthEndSetup", module = "cms._cms", frozen)]
+pub struct PySetup {
+    setup: Arc<Setup>,
+}
+
+/// One table's usage columns, resolved by name: for each of `USAGE_COLUMNS`, its string column.
+struct Columns<'a> {
+    fields: [StringColumn<'a>; 7],
+    rows: Option<RowNumbers<'a>>,
+}
+
+enum StringColumn<'a> {
+    Small(&'a arrow_array::StringArray),
+    Large(&'a arrow_array::LargeStringArray),
+    View(&'a arrow_array::StringViewArray),
+}
+
+impl StringColumn<'_> {
+    /// The text of a row (a null is empty text, which the rules refuse where a value is required).
+    fn bytes(&self, row: usize) -> &[u8] {
+        let (valid, text) = match self {
+            Self::Small(array) => (array.is_valid(row), array.value(row)),
+            Self::Large(array) => (array.is_valid(row), array.value(row)),
+            Self::View(array) => (array.is_valid(row), array.value(row)),
+        };
+        if valid { text.as_bytes() } else { b"" }
+    }
+}
+
+enum RowNumbers<'a> {
+    Signed(&'a arrow_array::Int64Array),
+    Unsigned(&'a arrow_array::UInt64Array),
+}
+
+impl RowNumbers<'_> {
+    fn get(&self, row: usize) -> Option<u64> {
+        match self {
+            Self::Signed(array) => {
+                array.is_valid(row).then(|| array.value(row)).and_then(|n| u64::try_from(n).ok())
+            }
+            Self::Unsigned(array) => array.is_valid(row).then(|| array.value(row)),
+        }
+    }
+}
+
+impl<'a> Columns<'a> {
+    fn of(batch: &'a RecordBatch, source: &str) -> Result<Self, CmsError> {
+        let schema = batch.schema_ref();
+        let mut fields = Vec::with_capacity(7);
+        for name in USAGE_COLUMNS {
+            let index = schema.index_of(name).map_err(|_| {
+                bad_arrow(
+                    source,
+                    format!("no column {name} (the columns of usage.csv are needed, as strings)"),
+                )
+            })?;
+            let column = batch.column(index);
+            let column = match column.data_type() {
+                DataType::Utf8 => StringColumn::Small(column.as_string::<i32>()),
+                DataType::LargeUtf8 => StringColumn::Large(column.as_string::<i64>()),
+                DataType::Utf8View => StringColumn::View(column.as_string_view()),
+                other => {
+                    return Err(bad_arrow(
+                        source,
+                        format!(
+                            "column {name} is {other}, not strings: read usage as text so decimals and \
+                             instants stay exact"
+                        ),
+                    ));
+                }
+            };
+            fields.push(column);
+        }
+        let rows = match schema.index_of(ROW_COLUMN).map(|index| batch.column(index)) {
+            Err(_) => None,
+            Ok(column) => match column.data_type() {
+                DataType::Int64 => Some(RowNumbers::Signed(column.as_primitive::<Int64Type>())),
+                DataType::UInt64 => Some(RowNumbers::Unsigned(column.as_primitive::<UInt64Type>())),
+                other => {
+                    return Err(bad_arrow(
+                        source,
+                        format!("column {ROW_COLUMN} is {other}, not 64-bit integers"),
+                    ));
+                }
+            },
+        };
+        let fields: [StringColumn<'a>; 7] =
+            fields.try_into().map_err(|_| bad_arrow(source, "usage columns"))?;
+        Ok(Self { fields, rows })
+    }
+}
+
+/// The record batches of an object speaking the Arrow `PyCapsule` stream interface.
+fn batches(object: &Bound<'_, PyAny>, source: &str) -> PyResult<Vec<RecordBatch>> {
+    if !object.hasattr("__arrow_c_stream__")? {
+        return Err(PyCmsError(bad_arrow(
+            source,
+            "not Arrow data: expected an object with __arrow_c_stream__ (a pyarrow Table or RecordBatchReader)",
+        ))
+        .into());
+    }
+    let capsule = object.call_method0("__arrow_c_stream__")?;
+    let capsule = capsule.cast::<PyCapsule>()?;
+    let pointer = capsule.pointer_checked(Some(STREAM_CAPSULE))?;
+    // SAFETY: the capsule named "arrow_array_stream" holds an `ArrowArrayStream` (the PyCapsule
+    // interface's contract); `from_raw` moves it out and leaves a released stream behind, so the capsule's
+    // destructor has nothing left to release.
+    let reader =
+        unsafe { RecordBatchStreamReader::from_raw(pointer.cast::<FFI_ArrowArrayStream>().as_ptr()) }
+            .map_err(|error| PyCmsError(bad_arrow(source, error.to_string())))?;
+    reader
+        .map(|batch| batch.map_err(|error| PyCmsError(bad_arrow(source, error.to_string())).into()))
+        .collect()
+}
+
+// pyo3 hands arguments over by value.
+#[allow(clippy::needless_pass_by_value)]
+#[pymethods]
+impl PySetup {
+    /// Build the setup from the files' contents by name (`plan.json`, `hierarchy.csv`,
+    /// `subscriptions.csv`, `prices.csv`, `commission.csv`).
+    ///
+    /// Raises:
+    ///     `CmsError`: a missing or bad setup file, named.
+    #[new]
+    fn new(py: Python<'_>, files: BTreeMap<String, Bound<'_, PyBytes>>) -> PyResult<Self> {
+        let files: BTreeMap<String, Vec<u8>> =
+            files.iter().map(|(name, bytes)| (name.clone(), bytes.as_bytes().to_vec())).collect();
+        py.detach(|| Setup::from_files(&files))
+            .map(|setup| Self { setup: Arc::new(setup) })
+            .map_err(|error| PyCmsError(error).into())
+    }
+
+    /// The period billed, `YYYY-MM`.
+    #[getter]
+    fn period(&self) -> String {
+        self.setup.period().to_string()
+    }
+
+    /// Rate usage given as Arrow data, tables in order (their rows in file order), into one partial.
+    ///
+    /// Args:
+    ///     tables: objects with `__arrow_c_stream__` holding the columns of `usage.csv` as strings (and,
+    ///         optionally, `row`: 64-bit row numbers errors name).
+    ///     sources: one name per table, for errors (`usage.csv block 3`).
+    ///
+    /// Returns:
+    ///     The partial: the accumulator's binary form (bytes).
+    ///
+    /// Raises:
+    ///     `CmsError`: the first bad row, naming its table and row.
+    fn rate_arrow<'py>(
+        &self,
+        py: Python<'py>,
+        tables: Vec<Bound<'py, PyAny>>,
+        sources: Vec<String>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        if tables.len() != sources.len() {
+            return Err(PyCmsError(bad_arrow("rate_arrow", "one source name per table is needed")).into());
+        }
+        let mut imported = Vec::with_capacity(tables.len());
+        for (table, source) in tables.iter().zip(&sources) {
+            imported.push(batches(table, source)?);
+        }
+        let setup = Arc::clone(&self.setup);
+        let bytes = py
+            .detach(|| -> Result<Vec<u8>, CmsError> {
+                let mut accumulator = setup.accumulator();
+                for (batches, source) in imported.iter().zip(&sources) {
+                    let mut offset = 0u64;
+                    for batch in batches {
+                        let columns = Columns::of(batch, source)?;
+                        for row in 0..batch.num_rows() {
+                            let fields = std::array::from_fn(|index| columns.fields[index].bytes(row));
+                            let number = columns.rows.as_ref().and_then(|rows| rows.get(row));
+                            let at =
+                                || Location::record(source.as_str(), number.unwrap_or(offset + row as u64));
+                            setup.ingest(&mut accumulator, fields, &at)?;
+                        }
+                        offset += batch.num_rows() as u64;
+                    }
+                }
+                Ok(accumulator.to_bytes())
+            })
+            .map_err(PyCmsError)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Merge partials (in the order given), bill, and write the four outputs (and FOCUS exports); returns
+    /// the month-end summary as JSON text.
+    #[pyo3(signature = (partials, out, strict = false, focus_out = None))]
+    fn finish(
+        &self,
+        py: Python<'_>,
+        partials: Vec<Bound<'_, PyBytes>>,
+        out: PathBuf,
+        strict: bool,
+        focus_out: Option<PathBuf>,
+    ) -> PyResult<String> {
+        let parts: Vec<&[u8]> = partials.iter().map(PyBytesMethods::as_bytes).collect();
+        let setup = Arc::clone(&self.setup);
+        py.detach(|| {
+            let options = FinishOptions { out: &out, strict, focus_out: focus_out.as_deref() };
+            let summary = setup.finish(parts.iter().copied(), &options)?;
+            serde_json::to_string(&summary).map_err(|error| CmsError::BadJson {
+                at: Location::whole("month-end summary"),
+                message: error.to_string(),
+            })
+        })
+        .map_err(|error| PyCmsError(error).into())
+    }
+}

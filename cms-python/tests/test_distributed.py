@@ -1,0 +1,199 @@
+"""``cms.distributed``: the month-end in partials on Dask (a ``LocalCluster`` of 2 worker processes) and on
+Spark (local mode), on the 250-subscription month of ../shared/bench/gen_month.py, writes byte for byte what
+``cms month-end`` writes; partials merge in any order; bad input is named; and a test without Java or
+pyspark says so (skipped with the reason), unless ``CMS_REQUIRE_SPARK=1`` makes it fail instead."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cms
+import cms.distributed
+from support import BENCH, cms_cli, python, run
+
+OUTPUTS = ("invoice_lines.csv", "invoices.csv", "commissions.csv", "overrides.csv")
+COUNTS = ("usage_rows", "counted", "duplicates", "corrections", "before_period", "after_period", "totals")
+
+
+def _counts(summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: summary[key] for key in COUNTS}
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in OUTPUTS}
+
+
+@pytest.fixture(scope="module")
+def month250(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 250-subscription month (about 1.3 M usage rows), generated once; ``CMS_DISTRIBUTED_DATA`` names a
+    folder to keep it in between runs."""
+    kept = os.environ.get("CMS_DISTRIBUTED_DATA")
+    folder = Path(kept) if kept else tmp_path_factory.mktemp("distributed") / "m250"
+    if not (folder / "usage.csv").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        run([python(), str(BENCH / "gen_month.py"), str(folder), "--subscriptions", "250"])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cli250(month250: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """What ``cms month-end`` writes for the 250-subscription month, and the Python summary of one process."""
+    out = tmp_path_factory.mktemp("cli250")
+    run([*cms_cli(), "month-end", "--data", str(month250), "--out", str(out)])
+    summary = cms.month_end(month250, tmp_path_factory.mktemp("single250"))
+    return _files(out), dict(summary)
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        local_directory=os.path.join(os.environ.get("TMPDIR", "/tmp"), "cms-dask-scratch"),
+    ) as cluster, Client(cluster) as client:
+        yield client
+
+
+def test_dask_local_cluster_equals_the_cli(
+    month250: Path, cli250: tuple[dict[str, bytes], dict[str, Any]], dask_client: Any, tmp_path: Path
+) -> None:
+    files, single = cli250
+    assert len(dask_client.scheduler_info()["workers"]) == 2
+    summary = cms.distributed.month_end_dask(month250, tmp_path / "dask", client=dask_client, blocksize="16MB")
+    written = _files(tmp_path / "dask")
+    for name in OUTPUTS:
+        assert written[name] == files[name], f"{name} from Dask differs from cms month-end"
+    assert _counts(summary) == _counts(single)
+    assert summary["threads"] == 2, "one partial per worker thread"
+
+
+def test_partials_merge_in_any_order(small_workload: Path, tmp_path: Path) -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    # A correction (the first row's key again with another quantity) makes the order of rows matter.
+    usage = small_workload / "usage.csv"
+    lines = usage.read_text().splitlines()
+    corrected = lines[1].split(",")
+    corrected[4] = "12.500000"
+    usage.write_text("\n".join([*lines, ",".join(corrected)]) + "\n")
+    expected = cms.month_end(small_workload, tmp_path / "single", threads=1)
+    assert expected["corrections"] == 1
+
+    frame = pd.read_csv(usage, dtype=str, keep_default_na=False)
+    keys = cms.distributed.partition_of(frame["subscription_id"], 3)
+    files = cms.distributed.setup_files(small_workload)
+    partials = []
+    for partition in range(3):
+        table = pa.Table.from_pandas(frame[keys == partition], preserve_index=False)
+        partials.append(cms.distributed.rate(files, [table], [f"partition {partition}"]))
+    for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        out = tmp_path / f"merged-{''.join(map(str, order))}"
+        summary = cms.distributed.finish(files, [partials[index] for index in order], out)
+        assert _files(out) == _files(tmp_path / "single"), order
+        assert _counts(summary) == _counts(expected)
+
+
+def test_dask_without_a_client_and_bad_rows_are_named(small_workload: Path, tmp_path: Path) -> None:
+    expected = cms.month_end(small_workload, tmp_path / "single")
+    summary = cms.distributed.month_end_dask(small_workload, tmp_path / "dask", partitions=3)
+    assert _files(tmp_path / "dask") == _files(tmp_path / "single")
+    assert summary["totals"] == expected["totals"]
+
+    usage = small_workload / "usage.csv"
+    lines = usage.read_text().splitlines()
+    broken = lines[3].split(",")
+    broken[4] = "1.5 kg"
+    usage.write_text("\n".join([*lines[:3], ",".join(broken), *lines[4:]]) + "\n")
+    with pytest.raises(cms.InputError) as raised:
+        cms.distributed.month_end_dask(small_workload, tmp_path / "broken", partitions=2)
+    assert raised.value.code == "bad_decimal"
+    # The third data row of the file's only block: row 2 of block 0.
+    assert "usage.csv block 0 record 2" in str(raised.value), str(raised.value)
+
+
+def test_rate_refuses_what_is_not_usage_text(small_workload: Path) -> None:
+    import pyarrow as pa
+
+    files = cms.distributed.setup_files(small_workload)
+    with pytest.raises(cms.InputError) as raised:
+        cms.distributed.rate(files, [pa.table({"subscription_id": ["a"]})], ["t"])
+    assert raised.value.code == "bad_record" and "no column meter_id" in str(raised.value)
+    numbers = {column: ["1"] for column in cms.distributed.USAGE_COLUMNS}
+    numbers["quantity"] = [1.5]  # type: ignore[list-item]
+    with pytest.raises(cms.InputError) as raised:
+        cms.distributed.rate(files, [pa.table(numbers)], ["t"])
+    assert "not strings" in str(raised.value)
+    with pytest.raises(cms.InputError):
+        cms.distributed.rate(files, [object()], ["t"])
+    missing = dict(files)
+    del missing["prices.csv"]
+    with pytest.raises(cms.StorageError) as storage:
+        cms.distributed.rate(missing, [], [])
+    assert storage.value.code == "io" and "prices.csv" in str(storage.value)
+    with pytest.raises(cms.StorageError):
+        cms.distributed.setup_files(small_workload / "nowhere")
+
+
+def _spark_unavailable() -> str | None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'cms[spark]')"
+    java = shutil.which("java")
+    if java is None and not os.environ.get("JAVA_HOME"):
+        return "no Java on this machine (Spark needs a JVM)"
+    try:
+        subprocess.run([java or "java", "-version"], capture_output=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"java -version failed: {error}"
+    return None
+
+
+def test_spark_local_mode_equals_the_cli(
+    month250: Path, cli250: tuple[dict[str, bytes], dict[str, Any]], tmp_path: Path
+) -> None:
+    reason = _spark_unavailable()
+    if reason is not None:
+        if os.environ.get("CMS_REQUIRE_SPARK") == "1":
+            pytest.fail(f"CMS_REQUIRE_SPARK=1 but {reason}")
+        pytest.skip(reason)
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # the executors import cms from this environment
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("cms-month-end-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.pyspark.driver.python", sys.executable)
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.local.dir", str(tmp_path / "spark-local"))
+        .getOrCreate()
+    )
+    try:
+        files, single = cli250
+        summary = cms.distributed.month_end_spark(spark, month250, tmp_path / "spark", partitions=2)
+        written = _files(tmp_path / "spark")
+        for name in OUTPUTS:
+            assert written[name] == files[name], f"{name} from Spark differs from cms month-end"
+        assert _counts(summary) == _counts(single)
+        assert summary["threads"] == 2
+    finally:
+        spark.stop()
