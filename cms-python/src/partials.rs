@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema, from_ffi_and_data_type};
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::types::{Int64Type, UInt64Type};
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
+use arrow_array::{Array, RecordBatch, RecordBatchOptions, StructArray};
+use arrow_schema::{DataType, Schema};
 use cms_api::month_end::partial::{FinishOptions, Setup};
 use cms_core::formats::usage_csv::USAGE_COLUMNS;
 use cms_core::{CmsError, Location};
@@ -126,27 +127,103 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// The record batches of an object speaking the Arrow `PyCapsule` stream interface.
+/// Refuse string and binary columns whose offsets buffer is not aligned to its offset width: arrow-rs reads
+/// the last offset through that pointer while importing (aligning the buffers only afterwards), which a
+/// misaligned pointer makes undefined behaviour (and an abort in debug builds). Producers align their
+/// buffers; buffers unpickled from another process may not be (`cms.distributed` copies those first).
+fn check_offsets_aligned(array: &FFI_ArrowArray, data_type: &DataType, name: &str) -> Result<(), String> {
+    let width = match data_type {
+        DataType::Utf8 | DataType::Binary => Some(4),
+        DataType::LargeUtf8 | DataType::LargeBinary => Some(8),
+        _ => None,
+    };
+    if let Some(width) = width
+        && array.num_buffers() > 1
+    {
+        let offsets = array.buffer(1);
+        if !offsets.is_null() && !(offsets as usize).is_multiple_of(width) {
+            return Err(format!(
+                "column {name}: its offsets buffer is not aligned on {width} bytes (copy the data first, e.g. \
+                 pyarrow's Table.take)"
+            ));
+        }
+    }
+    let children: Vec<(String, DataType)> = match data_type {
+        DataType::Struct(fields) => {
+            fields.iter().map(|field| (field.name().clone(), field.data_type().clone())).collect()
+        }
+        DataType::List(field) | DataType::LargeList(field) => {
+            vec![(field.name().clone(), field.data_type().clone())]
+        }
+        _ => Vec::new(),
+    };
+    for (index, (child, child_type)) in children.iter().enumerate().take(array.num_children()) {
+        check_offsets_aligned(array.child(index), child_type, child)?;
+    }
+    Ok(())
+}
+
+/// The record batches of an object speaking the Arrow `PyCapsule` stream interface, imported one by one
+/// through the C stream callbacks (each checked by [`check_offsets_aligned`] before arrow-rs reads it).
 fn batches(object: &Bound<'_, PyAny>, source: &str) -> PyResult<Vec<RecordBatch>> {
+    let fail = |reason: String| -> PyErr { PyCmsError(bad_arrow(source, reason)).into() };
     if !object.hasattr("__arrow_c_stream__")? {
-        return Err(PyCmsError(bad_arrow(
-            source,
-            "not Arrow data: expected an object with __arrow_c_stream__ (a pyarrow Table or RecordBatchReader)",
-        ))
-        .into());
+        return Err(fail(
+            "not Arrow data: expected an object with __arrow_c_stream__ (a pyarrow Table or RecordBatchReader)"
+                .into(),
+        ));
     }
     let capsule = object.call_method0("__arrow_c_stream__")?;
     let capsule = capsule.cast::<PyCapsule>()?;
     let pointer = capsule.pointer_checked(Some(STREAM_CAPSULE))?;
     // SAFETY: the capsule named "arrow_array_stream" holds an `ArrowArrayStream` (the PyCapsule
     // interface's contract); `from_raw` moves it out and leaves a released stream behind, so the capsule's
-    // destructor has nothing left to release.
-    let reader =
-        unsafe { RecordBatchStreamReader::from_raw(pointer.cast::<FFI_ArrowArrayStream>().as_ptr()) }
-            .map_err(|error| PyCmsError(bad_arrow(source, error.to_string())))?;
-    reader
-        .map(|batch| batch.map_err(|error| PyCmsError(bad_arrow(source, error.to_string())).into()))
-        .collect()
+    // destructor has nothing left to release. Ours releases it when dropped.
+    let mut stream =
+        unsafe { FFI_ArrowArrayStream::from_raw(pointer.cast::<FFI_ArrowArrayStream>().as_ptr()) };
+    let producer_error = |stream: &mut FFI_ArrowArrayStream, code: i32| -> String {
+        let message = stream.get_last_error().and_then(|last_error| {
+            // SAFETY: the callback is the stream's own, called on it; its string lives until the next call.
+            let text = unsafe { last_error(stream) };
+            (!text.is_null())
+                .then(|| unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy().into_owned())
+        });
+        format!("the Arrow stream failed (code {code}): {}", message.unwrap_or_default())
+    };
+    let get_schema = stream.get_schema().ok_or_else(|| fail("the Arrow stream has no get_schema".into()))?;
+    let get_next = stream.get_next().ok_or_else(|| fail("the Arrow stream has no get_next".into()))?;
+    let mut ffi_schema = FFI_ArrowSchema::empty();
+    // SAFETY: the stream's own callback, on the stream, writing into an empty schema we own.
+    let code = unsafe { get_schema(&raw mut stream, &raw mut ffi_schema) };
+    if code != 0 {
+        return Err(fail(producer_error(&mut stream, code)));
+    }
+    let schema = Arc::new(Schema::try_from(&ffi_schema).map_err(|error| fail(error.to_string()))?);
+    let data_type = DataType::Struct(schema.fields().clone());
+    let mut batches = Vec::new();
+    loop {
+        let mut array = FFI_ArrowArray::empty();
+        // SAFETY: as above, writing into an empty array we own.
+        let code = unsafe { get_next(&raw mut stream, &raw mut array) };
+        if code != 0 {
+            return Err(fail(producer_error(&mut stream, code)));
+        }
+        if array.is_released() {
+            return Ok(batches);
+        }
+        check_offsets_aligned(&array, &data_type, "batch").map_err(fail)?;
+        // SAFETY: the array came from the stream whose schema gave `data_type`; its offsets are aligned.
+        let data = unsafe { from_ffi_and_data_type(array, data_type.clone()) }
+            .map_err(|error| fail(error.to_string()))?;
+        let rows = data.len();
+        let batch = RecordBatch::try_new_with_options(
+            Arc::clone(&schema),
+            StructArray::from(data).into_parts().1,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|error| fail(error.to_string()))?;
+        batches.push(batch);
+    }
 }
 
 // pyo3 hands arguments over by value.

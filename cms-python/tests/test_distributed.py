@@ -197,3 +197,34 @@ def test_spark_local_mode_equals_the_cli(
         assert summary["threads"] == 2
     finally:
         spark.stop()
+
+
+def test_misaligned_arrow_buffers_are_refused_or_realigned(small_workload: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    files = cms.distributed.setup_files(small_workload)
+    row = {
+        "subscription_id": "0bb4db71-be57-4209-851d-3d24f4c0cf83",
+        "meter_id": "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5",
+        "usage_start_time": "2026-10-01T00:00:00+00:00",
+        "usage_end_time": "2026-10-01T01:00:00+00:00",
+        "quantity": "2.5",
+        "resource_uri": "/r",
+        "location": "local",
+    }
+
+    def misaligned(text: str) -> pa.Array:
+        # An offsets buffer one byte past an aligned address, as a buffer unpickled in place can be.
+        offsets = pa.array([0, len(text)], type=pa.int32()).buffers()[1].to_pybytes()
+        shifted = pa.py_buffer(b"\0" + offsets)[1:]
+        assert shifted.address % 4 != 0
+        return pa.Array.from_buffers(pa.string(), 1, [None, shifted, pa.py_buffer(text.encode())])
+
+    table = pa.table({column: misaligned(value) if column == "subscription_id" else [value] for column, value in row.items()})
+    with pytest.raises(cms.InputError) as raised:
+        cms._cms.MonthEndSetup(files).rate_arrow([table], ["shifted"])
+    assert raised.value.code == "bad_record" and "not aligned" in str(raised.value), str(raised.value)
+    # cms.distributed.rate copies such a table first, and rates it.
+    partial = cms.distributed.rate(files, [table], ["shifted"])
+    summary = cms.distributed.finish(files, [partial], tmp_path / "out")
+    assert summary["counted"] == 1
