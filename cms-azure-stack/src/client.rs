@@ -1,5 +1,7 @@
 //! [`UsageApiClient`]: the provider Usage API of one region behind [`UsageSource`].
 
+use std::collections::BTreeMap;
+
 use chrono::TimeDelta;
 use cms_core::error::{CmsError, Location};
 use cms_core::formats::usage_api::parse_page;
@@ -74,6 +76,23 @@ impl std::fmt::Debug for UsageApiClient {
 }
 
 impl UsageApiClient {
+    /// The client of `region` among `configs` (by region name), resuming from `checkpoints`, reading up to
+    /// `until`: what a scheduler's `TickHooks::source` hands out. A region without a configuration is
+    /// `invalid_value`.
+    pub fn for_region(
+        configs: &BTreeMap<String, RegionConfig>,
+        region: &str,
+        checkpoints: &[Checkpoint],
+        until: Instant,
+    ) -> Result<Self, CmsError> {
+        let config = configs.get(region).cloned().ok_or_else(|| CmsError::InvalidValue {
+            at: Location::whole("region"),
+            text: region.to_owned(),
+            reason: "no configuration for this region".into(),
+        })?;
+        Ok(Self::new(config, until)?.with_checkpoints(checkpoints))
+    }
+
     /// A client for `config`'s region that reads reported time up to `until`, rounded down to the
     /// granularity's boundary (an hour, or UTC midnight for daily): windows never reach past it. The
     /// caller passes the clock's reading; the client never reads the clock to pick windows.

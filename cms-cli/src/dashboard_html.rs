@@ -48,14 +48,7 @@ fn scaled(value: Decimal, peak: Decimal, length: u32) -> u32 {
 }
 
 fn amounts(amounts: &[Amount]) -> String {
-    if amounts.is_empty() {
-        return "0".into();
-    }
-    amounts
-        .iter()
-        .map(|amount| format!("{} {}", amount.amount, amount.currency))
-        .collect::<Vec<_>>()
-        .join(" + ")
+    crate::report::amounts_joined(amounts, " + ")
 }
 
 /// Horizontal bars of a ranking.

@@ -116,12 +116,7 @@ impl TickHooks for Hooks {
         checkpoints: &[Checkpoint],
         until: Instant,
     ) -> Result<Box<dyn UsageSource + 'a>, CmsError> {
-        let config = self.regions.get(region).cloned().ok_or_else(|| CmsError::InvalidValue {
-            at: Location::whole("--region"),
-            text: region.to_owned(),
-            reason: "no configuration for this region".into(),
-        })?;
-        Ok(Box::new(UsageApiClient::new(config, until)?.with_checkpoints(checkpoints)))
+        Ok(Box::new(UsageApiClient::for_region(&self.regions, region, checkpoints, until)?))
     }
 
     fn deliver(&mut self, alert: &Alert, change: AlertChange) -> Result<(), String> {

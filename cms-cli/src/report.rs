@@ -72,7 +72,8 @@ pub fn run(command: Option<ReportCommand>, args: &ReportArgs, as_json: bool) -> 
     }
 }
 
-fn amounts(amounts: &[Amount]) -> String {
+/// Amounts in several currencies as `12.50 USD<separator>3.10 EUR`, `0` for none.
+pub(crate) fn amounts_joined(amounts: &[Amount], separator: &str) -> String {
     if amounts.is_empty() {
         return "0".into();
     }
@@ -80,7 +81,11 @@ fn amounts(amounts: &[Amount]) -> String {
         .iter()
         .map(|amount| format!("{} {}", amount.amount, amount.currency))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(separator)
+}
+
+fn amounts(amounts: &[Amount]) -> String {
+    amounts_joined(amounts, ", ")
 }
 
 fn ranking(title: &str, entries: &[Ranked]) -> String {

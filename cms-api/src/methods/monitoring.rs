@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use cms_azure_stack::{RegionConfig, UsageApiClient};
+use cms_core::CmsError;
 use cms_core::engine::IngestSummary;
 use cms_core::engine::monitoring::TickHooks;
 use cms_core::model::time::Instant;
 use cms_core::monitoring::alerts::{Alert, AlertChange};
 use cms_core::monitoring::budgets::Budget;
 use cms_core::source::{Checkpoint, UsageSource};
-use cms_core::{CmsError, Location};
 use serde_json::{Value, json};
 
 use super::{Engine, principal_at, region_config, seq, to_json};
@@ -125,12 +125,7 @@ impl TickHooks for Hooks {
         checkpoints: &[Checkpoint],
         until: Instant,
     ) -> Result<Box<dyn UsageSource + 'a>, CmsError> {
-        let config = self.regions.get(region).cloned().ok_or_else(|| CmsError::InvalidValue {
-            at: Location::field("tick", "regions"),
-            text: region.to_owned(),
-            reason: "no configuration for this region".into(),
-        })?;
-        Ok(Box::new(UsageApiClient::new(config, until)?.with_checkpoints(checkpoints)))
+        Ok(Box::new(UsageApiClient::for_region(&self.regions, region, checkpoints, until)?))
     }
 
     fn deliver(&mut self, alert: &Alert, change: AlertChange) -> Result<(), String> {
