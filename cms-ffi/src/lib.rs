@@ -382,14 +382,8 @@ fn static_c_string(text: &'static str) -> *const c_char {
 /// `message` must be NULL (refused) or point at a writable `char *`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cms_last_error_message(message: *mut *mut c_char) -> cms_status {
-    let last = LAST_ERROR.with(|last| last.borrow().1.clone());
-    guard(|| {
-        let out = out_param(message, "message")?;
-        let text = give_string(last)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out, text) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract, passed on.
+    unsafe { give_last_error(message, "message", LAST_ERROR.with(|last| last.borrow().1.clone())) }
 }
 
 /// This thread's last error code (`"bad_decimal"`, `"null_argument"`, ...; empty when none), as an owned
@@ -399,10 +393,19 @@ pub unsafe extern "C" fn cms_last_error_message(message: *mut *mut c_char) -> cm
 /// `code` must be NULL (refused) or point at a writable `char *`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cms_last_error_code(code: *mut *mut c_char) -> cms_status {
-    let last = LAST_ERROR.with(|last| last.borrow().0.clone());
+    // SAFETY: the caller's contract, passed on.
+    unsafe { give_last_error(code, "code", LAST_ERROR.with(|last| last.borrow().0.clone())) }
+}
+
+/// Hand out `text` (a part of the last error, read before `guard` records this call's outcome) through the
+/// out-parameter `name`.
+///
+/// # Safety
+/// `out` must be NULL (refused) or point at a writable `char *`.
+unsafe fn give_last_error(out: *mut *mut c_char, name: &str, text: String) -> cms_status {
     guard(|| {
-        let out = out_param(code, "code")?;
-        let text = give_string(last)?;
+        let out = out_param(out, name)?;
+        let text = give_string(text)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out, text) };
         Ok(())
