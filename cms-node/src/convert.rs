@@ -85,17 +85,26 @@ impl<'a> Arguments<'a> {
         Self { env, method, fields: Map::new() }
     }
 
-    /// Add the argument `field` (left out when `undefined`).
-    pub(crate) fn with(mut self, field: &str, value: Unknown<'_>) -> Result<Self, CmsError> {
+    /// Add the argument `field` (left out when `undefined`, or when an optional argument is not given).
+    pub(crate) fn with<'v>(
+        mut self,
+        field: &str,
+        value: impl Into<Option<Unknown<'v>>>,
+    ) -> Result<Self, CmsError> {
+        let Some(value) = value.into() else { return Ok(self) };
         if let Some(value) = argument(self.env, self.method, field, value)? {
             self.fields.insert(field.to_owned(), value);
         }
         Ok(self)
     }
 
-    /// Add every field of an options object (`undefined` or `null`: none). A field that is also a named
-    /// argument is refused, so an option never silently overrides an argument.
-    pub(crate) fn with_options(mut self, options: Unknown<'_>) -> Result<Self, CmsError> {
+    /// Add every field of an options object (not given, `undefined` or `null`: none). A field that is also a
+    /// named argument is refused, so an option never silently overrides an argument.
+    pub(crate) fn with_options<'v>(
+        mut self,
+        options: impl Into<Option<Unknown<'v>>>,
+    ) -> Result<Self, CmsError> {
+        let Some(options) = options.into() else { return Ok(self) };
         match argument(self.env, self.method, "options", options)? {
             None | Some(Value::Null) => Ok(self),
             Some(Value::Object(options)) => {

@@ -418,16 +418,13 @@ impl JsCms {
         info: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
         self.typed(env, "onboard_subscription", |arguments| {
-            let arguments = arguments
+            arguments
                 .with("principal", principal)?
                 .with("at", at)?
                 .with("id", id)?
                 .with("tenant", tenant)?
-                .with("name", name)?;
-            match info {
-                Some(info) => arguments.with("info", info),
-                None => Ok(arguments),
-            }
+                .with("name", name)?
+                .with("info", info)
         })
     }
 
@@ -445,11 +442,7 @@ impl JsCms {
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
         self.typed(env, "ingest_page", |arguments| {
-            let arguments = arguments.with("page", page)?.with("source", source)?;
-            match options {
-                Some(options) => arguments.with_options(options),
-                None => Ok(arguments),
-            }
+            arguments.with("page", page)?.with("source", source)?.with_options(options)
         })
     }
 
@@ -465,11 +458,7 @@ impl JsCms {
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
         self.typed(env, "ingest_records", |arguments| {
-            let arguments = arguments.with("records", records)?;
-            match options {
-                Some(options) => arguments.with_options(options),
-                None => Ok(arguments),
-            }
+            arguments.with("records", records)?.with_options(options)
         })
     }
 
@@ -539,11 +528,7 @@ impl JsCms {
         buyers: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
         self.typed(env, "preview_invoices", |arguments| {
-            let arguments = arguments.with("principal", principal)?.with("period", period)?;
-            match buyers {
-                Some(buyers) => arguments.with("buyers", buyers),
-                None => Ok(arguments),
-            }
+            arguments.with("principal", principal)?.with("period", period)?.with("buyers", buyers)
         })
     }
 
@@ -561,11 +546,11 @@ impl JsCms {
         buyers: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
         self.typed(env, "issue_invoices", |arguments| {
-            let arguments = arguments.with("principal", principal)?.with("at", at)?.with("period", period)?;
-            match buyers {
-                Some(buyers) => arguments.with("buyers", buyers),
-                None => Ok(arguments),
-            }
+            arguments
+                .with("principal", principal)?
+                .with("at", at)?
+                .with("period", period)?
+                .with("buyers", buyers)
         })
     }
 
@@ -578,11 +563,7 @@ impl JsCms {
         period: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
         self.typed(env, "invoice_documents", |arguments| {
-            let arguments = arguments.with("principal", principal)?;
-            match period {
-                Some(period) => arguments.with("period", period),
-                None => Ok(arguments),
-            }
+            arguments.with("principal", principal)?.with("period", period)
         })
     }
 
@@ -672,13 +653,7 @@ impl JsCms {
         principal: Unknown<'_>,
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
-        self.typed(env, "alerts", |arguments| {
-            let arguments = arguments.with("principal", principal)?;
-            match options {
-                Some(options) => arguments.with_options(options),
-                None => Ok(arguments),
-            }
-        })
+        self.typed(env, "alerts", |arguments| arguments.with("principal", principal)?.with_options(options))
     }
 
     /// Acknowledge an open alert of the principal's subtree; resolves to `{seq}`.
@@ -721,11 +696,7 @@ impl JsCms {
         note: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
         self.typed(env, method, |arguments| {
-            let arguments = arguments.with("principal", principal)?.with("at", at)?.with("id", id)?;
-            match note {
-                Some(note) => arguments.with("note", note),
-                None => Ok(arguments),
-            }
+            arguments.with("principal", principal)?.with("at", at)?.with("id", id)?.with("note", note)
         })
     }
 
@@ -756,11 +727,7 @@ impl JsCms {
         regions: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
         self.typed(env, "tick", |arguments| {
-            let arguments = arguments.with("principal", principal)?.with("at", at)?;
-            match regions {
-                Some(regions) => arguments.with("regions", regions),
-                None => Ok(arguments),
-            }
+            arguments.with("principal", principal)?.with("at", at)?.with("regions", regions)
         })
     }
 
@@ -775,13 +742,7 @@ impl JsCms {
         principal: Unknown<'_>,
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
-        self.typed(env, "job_runs", |arguments| {
-            let arguments = arguments.with("principal", principal)?;
-            match options {
-                Some(options) => arguments.with_options(options),
-                None => Ok(arguments),
-            }
-        })
+        self.typed(env, "job_runs", |arguments| arguments.with("principal", principal)?.with_options(options))
     }
 
     /// Dashboard data of the principal's subtree for a period as of an instant.
@@ -811,10 +772,7 @@ impl JsCms {
         env: &'env Env,
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
-        self.typed(env, "verify_audit", |arguments| match options {
-            Some(options) => arguments.with_options(options),
-            None => Ok(arguments),
-        })
+        self.typed(env, "verify_audit", |arguments| arguments.with_options(options))
     }
 }
 
