@@ -249,6 +249,13 @@ pub(crate) struct Ready {
     series: Result<SeriesId, NewSeries>,
 }
 
+impl Ready {
+    /// The row's series, when its spelling was known.
+    pub fn series(&self) -> Option<SeriesId> {
+        self.series.as_ref().ok().copied()
+    }
+}
+
 /// A spelling not seen before, checked.
 #[derive(Debug)]
 struct NewSeries {
@@ -344,6 +351,24 @@ impl<'a> FastRows<'a> {
             Err(NewSeries { meter, spelling: Spelling::new(&key), location: location_text.to_owned() })
         };
         Ok(Prepared::Ready(Ready { start, end, micros, series }))
+    }
+
+    /// Check a row of a series the caller already found (by bytes that settle its spelling, as the page
+    /// reader does with the raw `instanceData`): only its times and quantity are read. `None` when they need
+    /// the simple path.
+    pub fn prepare_known(
+        &mut self,
+        series: SeriesId,
+        start: &[u8],
+        end: &[u8],
+        quantity: &[u8],
+    ) -> Option<Ready> {
+        Some(Ready {
+            start: self.times.seconds(start)?,
+            end: self.times.seconds(end)?,
+            micros: parse_micros(quantity)?,
+            series: Ok(series),
+        })
     }
 
     /// Store a prepared row: count it, and keep it if it belongs to the period.

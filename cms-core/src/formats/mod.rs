@@ -15,6 +15,7 @@ pub mod focus;
 #[cfg(feature = "parquet")]
 pub mod focus_parquet;
 pub mod focus_usage;
+mod key_index;
 pub mod page_scan;
 pub mod usage_api;
 pub mod usage_csv;

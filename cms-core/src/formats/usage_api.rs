@@ -19,14 +19,13 @@
 
 use std::collections::BTreeMap;
 
-use hashbrown::HashMap;
-
 use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{CmsError, Location};
 use crate::formats::fast_rows::{FastRows, Prepared, Ready, RowBytes};
+use crate::formats::key_index::{Key, KeyIndex};
 use crate::formats::page_scan::{RawRecord, scan_page};
 use crate::formats::workload::number_text;
 use crate::model::meter::MeterId;
@@ -228,23 +227,24 @@ fn parse_record(raw: &RawValue, at: &Location) -> Result<(UsageRecord, Option<Us
 }
 
 /// The fast month-end reader of Usage API pages (see `formats::fast_rows`). Each page is read by the strict
-/// scanner of [`crate::formats::page_scan`], and every record is checked before any is stored, as pages are accepted or refused whole; a page
-/// outside the common shape (escapes in ids or times, a quantity that is not a plain decimal, an unknown
-/// subscription, a bad record) goes through [`parse_page`] and the simple path instead, which accept it the
-/// same way or name the page and record in the error. The resource and region of each distinct
-/// `instanceData` text are parsed once and remembered.
+/// scanner of [`crate::formats::page_scan`], and every record is checked before any is stored, as pages are
+/// accepted or refused whole; a page outside the common shape (escapes in ids or times, a quantity that is
+/// not a plain decimal, an unknown subscription, a bad record) goes through [`parse_page`] and the simple
+/// path instead, which accept it the same way or name the page and record in the error.
+///
+/// The series of a record is found by one lookup of its raw bytes: subscription, meter and the `instanceData`
+/// text as it stands in the page (resource and region are inside it). Only a record whose bytes were not seen
+/// before has its `instanceData` parsed and its spelling looked up the long way.
 pub struct FastPageParser<'a> {
     rows: FastRows<'a>,
-    instances: HashMap<Box<str>, (Box<str>, Box<str>)>,
+    series_of: KeyIndex,
+    hashes: Vec<u64>,
 }
-
-/// Distinct `instanceData` texts remembered, at most; past it the memory is cleared and refilled.
-const INSTANCE_CACHE_ENTRIES: usize = 1 << 20;
 
 impl<'a> FastPageParser<'a> {
     /// A reader for `period`; `known` tells whether a subscription is in the channel.
     pub fn new(period: Period, known: &'a (dyn Fn(&str) -> bool + Sync)) -> Self {
-        Self { rows: FastRows::new(period, known), instances: HashMap::new() }
+        Self { rows: FastRows::new(period, known), series_of: KeyIndex::default(), hashes: Vec::new() }
     }
 
     /// The accumulator, every row applied, to merge or finish.
@@ -279,32 +279,49 @@ impl<'a> FastPageParser<'a> {
     }
 
     /// Every record of a page checked, or `None` when the page needs the simple path.
-    fn prepare_page(&mut self, page: &[RawRecord<'_>], name: &str) -> Option<Vec<Ready>> {
+    fn prepare_page<'p>(&mut self, page: &[RawRecord<'p>], name: &str) -> Option<Vec<Ready>> {
+        let key = |record: &RawRecord<'p>| -> Key<'p> {
+            [
+                record.subscription.as_bytes(),
+                record.meter.as_bytes(),
+                record.instance_data.unwrap_or("null").as_bytes(),
+            ]
+        };
+        // Hash every record's key, then bring the keys into the caches together (see `formats::key_index`).
+        self.hashes.clear();
+        self.hashes.extend(page.iter().map(|record| self.series_of.hash(key(record))));
+        std::hint::black_box(self.hashes.iter().fold(0, |folded, &hash| folded ^ self.series_of.touch(hash)));
         let mut ready = Vec::with_capacity(page.len());
         for (index, record) in page.iter().enumerate() {
-            let raw = record.instance_data.unwrap_or("null");
-            if !self.instances.contains_key(raw) {
-                let text: Option<String> = serde_json::from_str(raw).ok()?;
-                let resources = instance_resources(text.as_deref()).ok()?;
-                if self.instances.len() >= INSTANCE_CACHE_ENTRIES {
-                    self.instances.clear();
-                }
-                let resource = resources.resource_uri.unwrap_or_default().into_boxed_str();
-                let location = resources.location.unwrap_or_default().into_boxed_str();
-                self.instances.insert(raw.into(), (resource, location));
+            let (hash, key) = (self.hashes[index], key(record));
+            let (start, end, quantity) =
+                (record.start.as_bytes(), record.end.as_bytes(), record.quantity.as_bytes());
+            if let Some(series) = self.series_of.get(hash, key) {
+                ready.push(self.rows.prepare_known(series, start, end, quantity)?);
+                continue;
             }
-            let (resource, location) = self.instances.get(raw)?;
+            let text: Option<String> = serde_json::from_str(record.instance_data.unwrap_or("null")).ok()?;
+            let resources = instance_resources(text.as_deref()).ok()?;
+            let (resource, location) =
+                (resources.resource_uri.unwrap_or_default(), resources.location.unwrap_or_default());
             let row = RowBytes {
-                subscription: record.subscription.as_bytes(),
-                meter: record.meter.as_bytes(),
-                start: record.start.as_bytes(),
-                end: record.end.as_bytes(),
-                quantity: record.quantity.as_bytes(),
+                subscription: key[0],
+                meter: key[1],
+                start,
+                end,
+                quantity,
                 resource: resource.as_bytes(),
                 location: location.as_bytes(),
             };
             match self.rows.prepare(&row, false, || Location::record(name, index as u64)) {
-                Ok(Prepared::Ready(row)) => ready.push(row),
+                Ok(Prepared::Ready(row)) => {
+                    // A new spelling gets its series when the page is stored; its key is remembered on a
+                    // later page.
+                    if let Some(series) = row.series() {
+                        self.series_of.insert(hash, key, series);
+                    }
+                    ready.push(row);
+                }
                 // Anything else (an unknown subscription included: the simple path reports a bad record of the
                 // page first) goes the simple way.
                 _ => return None,

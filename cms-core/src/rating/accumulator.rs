@@ -261,6 +261,14 @@ impl Slots {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SeriesId(u32);
 
+impl SeriesId {
+    /// A series id made up for a test.
+    #[cfg(test)]
+    pub(crate) fn from_index(index: u32) -> Self {
+        Self(index)
+    }
+}
+
 /// What happened to one ingested row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -1,0 +1,192 @@
+//! Raw byte keys to series, for the fast parsers' lookup of each row's series, laid out so that a batch of
+//! rows can have their keys brought into the CPU caches together before any is compared.
+//!
+//! Why: on a large month the keys (about 300 bytes each for a Usage API record: subscription, meter and the
+//! raw `instanceData`) do not fit the core's caches, and rows come in random order, so each lookup waits on
+//! memory twice (the table's slot, then the key's bytes). A row-by-row lookup waits for each in turn; here a
+//! caller hashes a batch first ([`KeyIndex::hash`]), then [`KeyIndex::touch`]es every candidate key (loads
+//! that do not depend on one another, so the CPU overlaps their waits), and only then compares
+//! ([`KeyIndex::get`]), from the cache. Touching changes nothing: it only reads.
+//!
+//! The table holds 8 bytes a key (where the key starts in one byte arena, and its series), so it stays in the
+//! caches; the keys sit one after another in the arena. Memory is bounded: past [`MAX_KEYS`] keys or
+//! [`MAX_ARENA_BYTES`] bytes the index is cleared and refilled (a key found again is simply added again).
+
+use std::hash::{BuildHasher, Hasher};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::rating::SeriesId;
+
+/// The parts of a key (their boundaries count: `("ab", "c")` differs from `("a", "bc")`).
+pub(crate) type Key<'k> = [&'k [u8]; 3];
+
+/// Keys remembered, at most.
+pub(crate) const MAX_KEYS: usize = 1 << 20;
+/// Bytes of keys remembered, at most.
+pub(crate) const MAX_ARENA_BYTES: usize = 64 << 20;
+/// Each key in the arena starts with its parts' lengths, as `u32`s.
+const HEADER: usize = 12;
+const LINE: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset: u32,
+    series: SeriesId,
+}
+
+/// See the module documentation.
+#[derive(Default)]
+pub(crate) struct KeyIndex {
+    table: HashTable<Entry>,
+    arena: Vec<u8>,
+    hasher: DefaultHashBuilder,
+}
+
+fn hash_key(hasher: &DefaultHashBuilder, key: Key<'_>) -> u64 {
+    let mut state = hasher.build_hasher();
+    for part in key {
+        state.write(part);
+        state.write_usize(part.len());
+    }
+    state.finish()
+}
+
+fn length_at(arena: &[u8], at: usize) -> usize {
+    let mut bytes = [0u8; 4];
+    bytes.copy_from_slice(&arena[at..at + 4]);
+    u32::from_le_bytes(bytes) as usize
+}
+
+/// The key stored at `offset`.
+fn key_at(arena: &[u8], offset: u32) -> Key<'_> {
+    let start = offset as usize;
+    let lengths = [length_at(arena, start), length_at(arena, start + 4), length_at(arena, start + 8)];
+    let mut at = start + HEADER;
+    lengths.map(|length| {
+        let part = &arena[at..at + length];
+        at += length;
+        part
+    })
+}
+
+impl KeyIndex {
+    /// The hash of `key`, to pass to the other methods.
+    pub fn hash(&self, key: Key<'_>) -> u64 {
+        hash_key(&self.hasher, key)
+    }
+
+    /// Read one byte of every cache line of the key most likely stored under `hash` and return them folded
+    /// together (give the result to `std::hint::black_box`, so the reads stay). Changes nothing.
+    pub fn touch(&self, hash: u64) -> u8 {
+        self.table.find(hash, |_| true).map_or(0, |entry| {
+            let start = entry.offset as usize;
+            let length = key_at(&self.arena, entry.offset).iter().map(|part| part.len()).sum::<usize>();
+            self.arena[start..start + HEADER + length]
+                .iter()
+                .step_by(LINE)
+                .fold(0, |folded, &byte| folded ^ byte)
+        })
+    }
+
+    /// The series of `key` (whose hash is `hash`), if remembered.
+    pub fn get(&self, hash: u64, key: Key<'_>) -> Option<SeriesId> {
+        self.table.find(hash, |entry| key_at(&self.arena, entry.offset) == key).map(|entry| entry.series)
+    }
+
+    /// Remember the series of `key` (not remembered yet; `hash` is its hash). A key too large for the arena
+    /// is not remembered.
+    pub fn insert(&mut self, hash: u64, key: Key<'_>, series: SeriesId) {
+        let length = key.iter().map(|part| part.len()).sum::<usize>();
+        if HEADER + length > MAX_ARENA_BYTES {
+            return;
+        }
+        if self.table.len() >= MAX_KEYS || self.arena.len() + HEADER + length > MAX_ARENA_BYTES {
+            self.table.clear();
+            self.arena.clear();
+        }
+        // The arena stays under MAX_ARENA_BYTES, and so do offsets and lengths: they fit u32.
+        let offset = u32::try_from(self.arena.len()).unwrap_or(u32::MAX);
+        for part in key {
+            self.arena.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_le_bytes());
+        }
+        for part in key {
+            self.arena.extend_from_slice(part);
+        }
+        let Self { table, arena, hasher } = self;
+        table.insert_unique(hash, Entry { offset, series }, |entry| {
+            hash_key(hasher, key_at(arena, entry.offset))
+        });
+    }
+
+    /// Keys remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    type OwnedKey = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+    fn series(index: u32) -> SeriesId {
+        SeriesId::from_index(index)
+    }
+
+    proptest! {
+        /// The index answers like a map of owned keys: part boundaries count, and touching changes nothing.
+        #[test]
+        fn answers_like_a_map(
+            keys in proptest::collection::vec(
+                (proptest::collection::vec(0u8..3, 0..4), proptest::collection::vec(0u8..3, 0..4), proptest::collection::vec(any::<u8>(), 0..200)),
+                1..60,
+            ),
+        ) {
+            let mut index = KeyIndex::default();
+            let mut oracle: HashMap<OwnedKey, SeriesId> = HashMap::new();
+            for (number, (a, b, c)) in keys.iter().enumerate() {
+                let key: Key<'_> = [a, b, c];
+                let hash = index.hash(key);
+                std::hint::black_box(index.touch(hash));
+                prop_assert_eq!(index.get(hash, key), oracle.get(&(a.clone(), b.clone(), c.clone())).copied());
+                if index.get(hash, key).is_none() {
+                    let value = series(u32::try_from(number).unwrap());
+                    index.insert(hash, key, value);
+                    oracle.insert((a.clone(), b.clone(), c.clone()), value);
+                }
+            }
+            prop_assert_eq!(index.len(), oracle.len());
+            for ((a, b, c), value) in &oracle {
+                let key: Key<'_> = [a, b, c];
+                prop_assert_eq!(index.get(index.hash(key), key), Some(*value));
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_arena_is_cleared_and_refilled() {
+        let mut index = KeyIndex::default();
+        let big = vec![7u8; MAX_ARENA_BYTES / 4];
+        for number in 0..4u8 {
+            let tag = [number];
+            let key: Key<'_> = [&tag, b"", &big];
+            index.insert(index.hash(key), key, series(u32::from(number)));
+        }
+        // The fourth key did not fit with three others: the index started over with it.
+        assert_eq!(index.len(), 1);
+        let key: Key<'_> = [&[3], b"", &big];
+        assert_eq!(index.get(index.hash(key), key), Some(series(3)));
+        let too_big = vec![0u8; MAX_ARENA_BYTES];
+        let key: Key<'_> = [b"x", b"", &too_big];
+        index.insert(index.hash(key), key, series(9));
+        assert_eq!(index.get(index.hash(key), key), None);
+        assert_eq!(index.len(), 1);
+    }
+}
