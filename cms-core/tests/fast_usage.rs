@@ -105,7 +105,7 @@ fn file() -> impl Strategy<Value = String> {
         .prop_flat_map(|messy| {
             (
                 Just([0usize, 1, 2, 3, 4, 5, 6, 7]).prop_shuffle(),
-                proptest::collection::vec(row(messy), 0..40),
+                proptest::collection::vec(row(messy), 0..90), // more than two groups of lines of the fast path
                 any::<bool>(),
                 proptest::collection::vec(0usize..1000, 0..if messy { 3 } else { 1 }),
             )

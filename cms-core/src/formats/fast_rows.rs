@@ -1,8 +1,9 @@
 //! The row end of the fast month-end parsers (`usage.csv` blocks and Usage API pages): what to do with one
 //! row's field bytes once a parser has found them.
 //!
-//! - The series of a row is found by the exact bytes of its (subscription, meter, resource) in a map of
-//!   spellings, so the case-folded lookup, the UTF-8 checks and the check that the subscription is in the
+//! - The series of a row is found by the exact bytes of its (subscription, meter, resource) in an index of
+//!   spellings (`formats::key_index`, which also lets a parser bring a batch of rows' spellings into the CPU
+//!   caches together), so the case-folded lookup, the UTF-8 checks and the check that the subscription is in the
 //!   channel run once per spelling, not once per row.
 //! - Times go through a month-cached timestamp reader; quantities with at most 6 decimals are read straight
 //!   into micro-units (`i64`), exactly.
@@ -12,90 +13,13 @@
 //! A row is handled in two steps, [`FastRows::prepare`] (checks, no effect) and [`FastRows::store`], so a
 //! page parser can check a whole page before storing any of it, as pages are accepted or refused whole.
 
-use std::hash::{Hash, Hasher};
-
 use chrono::Datelike;
-use hashbrown::{Equivalent, HashMap};
 
 use crate::error::{CmsError, Location};
+use crate::formats::key_index::KeyIndex;
 use crate::model::meter::MeterId;
 use crate::model::time::{Period, parse_timestamp_seconds};
 use crate::rating::{SeriesId, UsageAccumulator};
-
-/// The spelling of a series as it appears in the file: the raw bytes of subscription, meter and resource,
-/// kept together in one allocation (so comparing a row to it touches one place in memory), so a known
-/// spelling needs no parsing at all.
-#[derive(Debug)]
-struct Spelling {
-    bytes: Box<[u8]>,
-    subscription_end: usize,
-    meter_end: usize,
-}
-
-impl Spelling {
-    fn new(key: &SpellingRef<'_>) -> Self {
-        let bytes = [key.subscription, key.meter, key.resource].concat().into_boxed_slice();
-        Self {
-            bytes,
-            subscription_end: key.subscription.len(),
-            meter_end: key.subscription.len() + key.meter.len(),
-        }
-    }
-
-    fn parts(&self) -> SpellingRef<'_> {
-        SpellingRef {
-            subscription: &self.bytes[..self.subscription_end],
-            meter: &self.bytes[self.subscription_end..self.meter_end],
-            resource: &self.bytes[self.meter_end..],
-        }
-    }
-}
-
-impl Hash for Spelling {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.parts().hash(state);
-    }
-}
-
-impl PartialEq for Spelling {
-    fn eq(&self, other: &Self) -> bool {
-        self.subscription_end == other.subscription_end
-            && self.meter_end == other.meter_end
-            && self.bytes == other.bytes
-    }
-}
-
-impl Eq for Spelling {}
-
-struct SpellingRef<'a> {
-    subscription: &'a [u8],
-    meter: &'a [u8],
-    resource: &'a [u8],
-}
-
-/// Bytes of the resource and subscription that go into a spelling's hash: their ends, where spellings
-/// differ (the resource's start repeats the subscription). Equality still compares every byte.
-const HASHED_RESOURCE_BYTES: usize = 48;
-const HASHED_SUBSCRIPTION_BYTES: usize = 12;
-
-impl Hash for SpellingRef<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let tail = |bytes: &[u8], count: usize| bytes.len().saturating_sub(count);
-        state.write(&self.subscription[tail(self.subscription, HASHED_SUBSCRIPTION_BYTES)..]);
-        state.write(self.meter);
-        state.write(&self.resource[tail(self.resource, HASHED_RESOURCE_BYTES)..]);
-        state.write_usize(self.subscription.len() ^ (self.resource.len() << 16));
-    }
-}
-
-impl Equivalent<Spelling> for SpellingRef<'_> {
-    fn equivalent(&self, key: &Spelling) -> bool {
-        let parts = key.parts();
-        *self.resource == *parts.resource
-            && *self.meter == *parts.meter
-            && *self.subscription == *parts.subscription
-    }
-}
 
 /// Timestamps of one month repeat their `YYYY-MM-` prefix: the day count of the month's first day is kept,
 /// so the common `YYYY-MM-DDTHH:MM:SS+00:00` (or `...Z`) costs a few digit reads. Anything else goes to
@@ -256,11 +180,13 @@ impl Ready {
     }
 }
 
-/// A spelling not seen before, checked.
+/// A spelling not seen before, checked: the raw bytes of subscription, meter and resource as they appear in
+/// the file, and the hash they are remembered under.
 #[derive(Debug)]
 struct NewSeries {
     meter: MeterId,
-    spelling: Spelling,
+    spelling: [Box<[u8]>; 3],
+    hash: u64,
     location: String,
 }
 
@@ -279,7 +205,8 @@ pub(crate) enum Prepared {
 pub(crate) struct FastRows<'a> {
     known: &'a (dyn Fn(&str) -> bool + Sync),
     accumulator: UsageAccumulator,
-    spellings: HashMap<Spelling, SeriesId>,
+    /// The series of each spelling (subscription, meter, resource bytes) seen.
+    spellings: KeyIndex,
     times: TimestampCache,
 }
 
@@ -288,7 +215,7 @@ impl<'a> FastRows<'a> {
         Self {
             known,
             accumulator: UsageAccumulator::new(period),
-            spellings: HashMap::new(),
+            spellings: KeyIndex::default(),
             times: TimestampCache::default(),
         }
     }
@@ -310,6 +237,17 @@ impl<'a> FastRows<'a> {
         self.accumulator
     }
 
+    /// The hash a row's spelling is remembered under, for [`Self::touch`] and [`Self::prepare_hashed`].
+    pub fn spelling_hash(&self, row: &RowBytes<'_>) -> u64 {
+        self.spellings.hash([row.subscription, row.meter, row.resource])
+    }
+
+    /// Bring the spelling remembered under `hash` into the CPU caches (see `formats::key_index`); changes
+    /// nothing. Give the result to `std::hint::black_box`.
+    pub fn touch(&self, hash: u64) -> u8 {
+        self.spellings.touch(hash)
+    }
+
     /// Check a row without storing it. A new spelling is checked the way the simple path checks a row (the
     /// meter, UTF-8, then the subscription: `Err` when it is not in the channel). With `guessed`, the caller
     /// guessed where a spelled field ends, and a new spelling asks for [`Prepared::Resplit`].
@@ -317,6 +255,18 @@ impl<'a> FastRows<'a> {
         &mut self,
         row: &RowBytes<'_>,
         guessed: bool,
+        at: impl Fn() -> Location,
+    ) -> Result<Prepared, CmsError> {
+        let hash = self.spelling_hash(row);
+        self.prepare_hashed(row, guessed, hash, at)
+    }
+
+    /// [`Self::prepare`] with the row's [`Self::spelling_hash`] already known.
+    pub fn prepare_hashed(
+        &mut self,
+        row: &RowBytes<'_>,
+        guessed: bool,
+        hash: u64,
         at: impl Fn() -> Location,
     ) -> Result<Prepared, CmsError> {
         let (subscription, resource, location) = (row.subscription, row.resource, row.location);
@@ -328,8 +278,7 @@ impl<'a> FastRows<'a> {
         else {
             return Ok(Prepared::Slow);
         };
-        let key = SpellingRef { subscription, meter: row.meter, resource };
-        let series = if let Some(&series) = self.spellings.get(&key) {
+        let series = if let Some(series) = self.spellings.get(hash, [subscription, row.meter, resource]) {
             Ok(series)
         } else if guessed {
             return Ok(Prepared::Resplit);
@@ -348,7 +297,12 @@ impl<'a> FastRows<'a> {
                     subscription: subscription_text.to_owned(),
                 });
             }
-            Err(NewSeries { meter, spelling: Spelling::new(&key), location: location_text.to_owned() })
+            Err(NewSeries {
+                meter,
+                spelling: [subscription, row.meter, resource].map(Box::from),
+                hash,
+                location: location_text.to_owned(),
+            })
         };
         Ok(Prepared::Ready(Ready { start, end, micros, series }))
     }
@@ -379,14 +333,19 @@ impl<'a> FastRows<'a> {
         let series = match ready.series {
             Ok(series) => series,
             Err(new) => {
-                let parts = new.spelling.parts();
-                // The bytes were checked as UTF-8 when the row was prepared.
-                let (subscription, resource) = (
-                    std::str::from_utf8(parts.subscription).unwrap_or_default(),
-                    std::str::from_utf8(parts.resource).unwrap_or_default(),
+                // The bytes were checked as UTF-8 when the row was prepared; a spelling prepared twice before
+                // it was stored (two rows of one page) finds the series the first one made.
+                let [subscription, meter, resource] = &new.spelling;
+                let (subscription_text, resource_text) = (
+                    std::str::from_utf8(subscription).unwrap_or_default(),
+                    std::str::from_utf8(resource).unwrap_or_default(),
                 );
-                let series = self.accumulator.series(subscription, new.meter, resource, &new.location);
-                self.spellings.insert(new.spelling, series);
+                let series =
+                    self.accumulator.series(subscription_text, new.meter, resource_text, &new.location);
+                let key = [&**subscription, &**meter, &**resource];
+                if self.spellings.get(new.hash, key).is_none() {
+                    self.spellings.insert(new.hash, key, series);
+                }
                 series
             }
         };

@@ -172,6 +172,23 @@ pub fn whole_records(buffer: &[u8]) -> usize {
     end
 }
 
+/// Lines split and looked up together by [`FastUsageParser::feed_unquoted`]: enough for their memory waits to
+/// overlap, few enough that their fields stay in the first-level cache.
+const GROUP_LINES: usize = 32;
+
+/// A split line's fields, in [`USAGE_COLUMNS`] order, as the row the fast path checks.
+fn row_bytes<'r>(fields: &[&'r [u8]; 7]) -> RowBytes<'r> {
+    RowBytes {
+        subscription: fields[0],
+        meter: fields[1],
+        start: fields[2],
+        end: fields[3],
+        quantity: fields[4],
+        resource: fields[5],
+        location: fields[6],
+    }
+}
+
 /// The fast month-end parser of `usage.csv` blocks (see the module documentation).
 pub struct FastUsageParser<'a> {
     layout: UsageLayout,
@@ -259,14 +276,45 @@ impl<'a> FastUsageParser<'a> {
     /// [`Self::feed`] for a block the caller knows holds no quote (the usual case, and the fast one: lines
     /// and free-text fields split with SIMD search, checked fields by width). Blocks may then be cut at any
     /// newline.
+    ///
+    /// Lines go [`GROUP_LINES`] at a time: all are split and their spellings hashed and brought into the CPU
+    /// caches together (see `formats::key_index`), then each is checked and stored in order, exactly as one
+    /// at a time (a line that needs the simple path, or splitting again, still gets it in its turn).
     pub fn feed_unquoted(&mut self, block: &[u8], first_line: u64) -> Result<u64, CmsError> {
         let mut line = first_line;
         let mut start = 0;
+        let mut group = Vec::with_capacity(GROUP_LINES);
         while start < block.len() {
-            let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |found| start + found);
-            self.record(&block[start..end], line)?;
-            line += 1;
-            start = end + 1;
+            group.clear();
+            while group.len() < GROUP_LINES && start < block.len() {
+                let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |found| start + found);
+                let mut record = &block[start..end];
+                if let [head @ .., b'\r'] = record {
+                    record = head;
+                }
+                let split = if record.is_empty() { None } else { self.split(record, true) };
+                let hash = split.map(|(fields, _)| self.rows.spelling_hash(&row_bytes(&fields)));
+                group.push((record, line, split, hash));
+                line += 1;
+                start = end + 1;
+            }
+            let touched =
+                group.iter().filter_map(|item| item.3).fold(0, |folded, hash| folded ^ self.rows.touch(hash));
+            std::hint::black_box(touched);
+            for &(record, line, split, hash) in &group {
+                if record.is_empty() {
+                    continue;
+                }
+                let fast = match (split, hash) {
+                    (Some((fields, guessed)), Some(hash)) => {
+                        self.fast_fields(record, line, &fields, guessed, hash)?
+                    }
+                    _ => false,
+                };
+                if !fast {
+                    self.slow_record(record, line)?;
+                }
+            }
         }
         Ok(line - first_line)
     }
@@ -326,19 +374,23 @@ impl<'a> FastUsageParser<'a> {
 
     /// The common row; `Ok(false)` when the line needs the simple path.
     fn fast_record(&mut self, record: &[u8], line: u64, guess_spelled: bool) -> Result<bool, CmsError> {
-        let Some((field, guessed)) = self.split(record, guess_spelled) else { return Ok(false) };
-        let row = RowBytes {
-            subscription: field[0],
-            meter: field[1],
-            start: field[2],
-            end: field[3],
-            quantity: field[4],
-            resource: field[5],
-            location: field[6],
-        };
+        let Some((fields, guessed)) = self.split(record, guess_spelled) else { return Ok(false) };
+        let hash = self.rows.spelling_hash(&row_bytes(&fields));
+        self.fast_fields(record, line, &fields, guessed, hash)
+    }
+
+    /// [`Self::fast_record`] once the line is split and its spelling hashed.
+    fn fast_fields(
+        &mut self,
+        record: &[u8],
+        line: u64,
+        fields: &[&[u8]; 7],
+        guessed: bool,
+        hash: u64,
+    ) -> Result<bool, CmsError> {
         let source = self.source;
         let at = || Location::line(source, line);
-        match self.rows.prepare(&row, guessed, at)? {
+        match self.rows.prepare_hashed(&row_bytes(fields), guessed, hash, at)? {
             Prepared::Ready(ready) => self.rows.store(ready, at).map(|()| true),
             Prepared::Slow => Ok(false),
             // A new spelling cannot vouch for a guessed width: split this row by scanning.
