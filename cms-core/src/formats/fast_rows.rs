@@ -21,6 +21,11 @@ use crate::model::meter::MeterId;
 use crate::model::time::{Period, parse_timestamp_seconds};
 use crate::rating::{SeriesId, UsageAccumulator};
 
+/// Bytes of the subscription and resource that go into a spelling's hash: their ends, where spellings differ
+/// (a resource id's start repeats the subscription). Equality still compares every byte.
+const HASHED_SUBSCRIPTION_BYTES: usize = 12;
+const HASHED_RESOURCE_BYTES: usize = 48;
+
 /// Timestamps of one month repeat their `YYYY-MM-` prefix: the day count of the month's first day is kept,
 /// so the common `YYYY-MM-DDTHH:MM:SS+00:00` (or `...Z`) costs a few digit reads. Anything else goes to
 /// [`parse_timestamp_seconds`].
@@ -215,7 +220,7 @@ impl<'a> FastRows<'a> {
         Self {
             known,
             accumulator: UsageAccumulator::new(period),
-            spellings: KeyIndex::default(),
+            spellings: KeyIndex::hashing_ends([HASHED_SUBSCRIPTION_BYTES, usize::MAX, HASHED_RESOURCE_BYTES]),
             times: TimestampCache::default(),
         }
     }
