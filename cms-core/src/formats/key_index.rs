@@ -49,7 +49,7 @@ pub(crate) struct KeyIndex {
     table: HashTable<Entry>,
     arena: Vec<u8>,
     hasher: DefaultHashBuilder,
-    hashed: Hashed,
+    selection: Hashed,
 }
 
 impl Default for KeyIndex {
@@ -58,9 +58,9 @@ impl Default for KeyIndex {
     }
 }
 
-fn hash_key(hasher: &DefaultHashBuilder, hashed: Hashed, key: Key<'_>) -> u64 {
+fn hash_key(hasher: &DefaultHashBuilder, selection: Hashed, key: Key<'_>) -> u64 {
     let mut state = hasher.build_hasher();
-    for (part, end) in key.into_iter().zip(hashed.ends) {
+    for (part, end) in key.into_iter().zip(selection.ends) {
         state.write(&part[part.len().saturating_sub(end)..]);
         state.write_usize(part.len());
     }
@@ -94,13 +94,13 @@ impl KeyIndex {
             table: HashTable::new(),
             arena: Vec::new(),
             hasher: DefaultHashBuilder::default(),
-            hashed: Hashed { ends },
+            selection: Hashed { ends },
         }
     }
 
     /// The hash of `key`, to pass to the other methods.
     pub fn hash(&self, key: Key<'_>) -> u64 {
-        hash_key(&self.hasher, self.hashed, key)
+        hash_key(&self.hasher, self.selection, key)
     }
 
     /// Read one byte of every cache line of the key most likely stored under `hash` and return them folded
@@ -141,9 +141,9 @@ impl KeyIndex {
             self.arena.extend_from_slice(part);
         }
         let length = u32::try_from(HEADER + length).unwrap_or(u32::MAX);
-        let Self { table, arena, hasher, hashed } = self;
+        let Self { table, arena, hasher, selection } = self;
         table.insert_unique(hash, Entry { offset, length, series }, |entry| {
-            hash_key(hasher, *hashed, key_at(arena, entry.offset))
+            hash_key(hasher, *selection, key_at(arena, entry.offset))
         });
     }
 
