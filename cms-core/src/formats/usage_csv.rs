@@ -189,15 +189,26 @@ fn row_bytes<'r>(fields: &[&'r [u8]; 7]) -> RowBytes<'r> {
     }
 }
 
+/// One column of the file, as the fast path splits it.
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    /// The wanted field it holds ([`USAGE_COLUMNS`] order), if any.
+    wanted: Option<usize>,
+    /// Its width is remembered to guess the next row's: a checked or spelled field.
+    measured: bool,
+    /// A spelled field: its guessed width is trusted only when the row's spelling is known.
+    spelled: bool,
+    /// Its width in the row before (0: none to guess from).
+    width: usize,
+}
+
 /// The fast month-end parser of `usage.csv` blocks (see the module documentation).
 pub struct FastUsageParser<'a> {
     layout: UsageLayout,
     source: &'a str,
     rows: FastRows<'a>,
-    /// For each column of the file: the wanted field it holds, if any.
-    wanted: Vec<Option<usize>>,
-    /// For each column: its width in the row before, when the column is checked byte by byte (else 0).
-    widths: Vec<usize>,
+    /// For each column of the file: the wanted field it holds, if any, and how its width is guessed.
+    columns: Vec<Column>,
 }
 
 impl<'a> FastUsageParser<'a> {
@@ -213,10 +224,18 @@ impl<'a> FastUsageParser<'a> {
             layout,
             source,
             rows: FastRows::new(period, known),
-            wanted: (0..layout.fields)
-                .map(|column| layout.columns.iter().position(|&at| at == column))
+            columns: (0..layout.fields)
+                .map(|column| {
+                    let wanted = layout.columns.iter().position(|&at| at == column);
+                    let is = |set: &[usize]| wanted.is_some_and(|wanted| set.contains(&wanted));
+                    Column {
+                        wanted,
+                        measured: is(&CHECKED_FIELDS) || is(&SPELLED_FIELDS),
+                        spelled: is(&SPELLED_FIELDS),
+                        width: 0,
+                    }
+                })
                 .collect(),
-            widths: vec![0; layout.fields],
         }
     }
 
@@ -344,27 +363,26 @@ impl<'a> FastUsageParser<'a> {
         let mut start = 0;
         let mut guessed_spelled = false;
         let last = self.layout.fields - 1;
-        for column in 0..=last {
-            let end = if column == last {
+        for (index, column) in self.columns.iter_mut().enumerate() {
+            let end = if index == last {
                 if memchr::memchr(b',', &record[start..]).is_some() {
                     return None;
                 }
                 record.len()
             } else {
-                let guess = start + self.widths[column];
-                let spelled = self.wanted[column].is_some_and(|wanted| SPELLED_FIELDS.contains(&wanted));
-                if self.widths[column] > 0 && (guess_spelled || !spelled) && record.get(guess) == Some(&b',')
+                let guess = start + column.width;
+                if column.width > 0 && (guess_spelled || !column.spelled) && record.get(guess) == Some(&b',')
                 {
-                    guessed_spelled |= spelled;
+                    guessed_spelled |= column.spelled;
                     guess
                 } else {
                     start + memchr::memchr(b',', record.get(start..)?)?
                 }
             };
-            if let Some(wanted) = self.wanted[column] {
+            if let Some(wanted) = column.wanted {
                 fields[wanted] = &record[start..end];
-                if CHECKED_FIELDS.contains(&wanted) || SPELLED_FIELDS.contains(&wanted) {
-                    self.widths[column] = end - start;
+                if column.measured {
+                    column.width = end - start;
                 }
             }
             start = end + 1;
