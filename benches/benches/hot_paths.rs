@@ -1,17 +1,84 @@
-//! Criterion benches of the month-end hot paths: parsing a usage row's fields, accumulating rows,
-//! tier math. Run with `cargo bench -p cms-benches`.
+//! Criterion benches of the month-end hot paths: parsing a usage row's fields, the fast paths over
+//! `usage.csv` lines and Usage API pages (split, look up the series, dedupe, accumulate), a second pass of the
+//! same rows (all duplicates), finalising an accumulator, tier math. Run with `cargo bench -p cms-benches`.
+//! The month-end as a whole, against DuckDB and Polars, is `benches/month_end_vs_peers.sh`.
 
 use std::hint::black_box;
 
+use cms_benches::Month;
 use cms_core::Decimal;
 use cms_core::error::Location;
+use cms_core::formats::usage_api::FastPageParser;
+use cms_core::formats::usage_csv::{FastUsageParser, UsageLayout};
 use cms_core::model::meter::MeterId;
 use cms_core::model::money::parse_decimal;
 use cms_core::model::tiers::{Tier, TierMode, TierSchedule};
 use cms_core::model::time::{Period, parse_timestamp_seconds};
 use cms_core::model::usage::UsageRow;
 use cms_core::rating::UsageAccumulator;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+const HEADER: &[u8] =
+    b"subscription_id,meter_id,usage_start_time,usage_end_time,quantity,resource_uri,location";
+
+fn october() -> Period {
+    Period::month(2026, 10).unwrap_or_else(|_| unreachable!())
+}
+
+fn anyone(_: &str) -> bool {
+    true
+}
+
+/// 2,000 series over a week (336,000 rows in random order): keys about 0.5 MB, more than the first-level
+/// caches hold, as on a real month.
+fn fast_paths(c: &mut Criterion) {
+    let month = Month::new(2_000, 168);
+    let csv = month.csv_lines();
+    let pages = month.pages(1_000);
+    let layout = UsageLayout::from_header(HEADER, "bench").unwrap_or_else(|_| unreachable!());
+    let csv_accumulator = || {
+        let mut parser = FastUsageParser::new(layout, october(), "bench", &anyone);
+        let _ = parser.feed_unquoted(black_box(&csv), 2);
+        parser.into_accumulator()
+    };
+    // What is timed must be the real work: both paths take every row, and agree.
+    let mut parser = FastUsageParser::new(layout, october(), "bench", &anyone);
+    assert_eq!(parser.feed_unquoted(&csv, 2).ok(), Some(month.rows.len() as u64), "the bench's CSV parses");
+    let from_csv = parser.into_accumulator().finish();
+    let mut parser = FastPageParser::new(october(), &anyone);
+    assert!(pages.iter().all(|page| parser.feed_page(page, "page").is_ok()), "the bench's pages parse");
+    let from_pages = parser.into_accumulator().finish();
+    assert_eq!(from_csv.stats.accepted, month.rows.len() as u64);
+    assert_eq!(from_csv, from_pages);
+    let mut group = c.benchmark_group("fast path");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(month.rows.len() as u64));
+    group.bench_function("usage.csv lines: split, find the series, accumulate", |b| b.iter(csv_accumulator));
+    group.throughput(Throughput::Elements(2 * month.rows.len() as u64));
+    group.bench_function("usage.csv lines, twice: the second pass all duplicates", |b| {
+        b.iter(|| {
+            let mut parser = FastUsageParser::new(layout, october(), "bench", &anyone);
+            let _ = parser.feed_unquoted(black_box(&csv), 2);
+            let _ = parser.feed_unquoted(black_box(&csv), 2);
+            parser.into_accumulator()
+        });
+    });
+    group.throughput(Throughput::Elements(month.rows.len() as u64));
+    group.bench_function("Usage API pages: scan, find the series, accumulate", |b| {
+        b.iter(|| {
+            let mut parser = FastPageParser::new(october(), &anyone);
+            for page in &pages {
+                let _ = parser.feed_page(black_box(page), "page");
+            }
+            parser.into_accumulator()
+        });
+    });
+    let accumulator = csv_accumulator();
+    group.bench_function("finalise: quantities per series and meter", |b| {
+        b.iter_batched(|| accumulator.clone(), UsageAccumulator::finish, BatchSize::LargeInput);
+    });
+    group.finish();
+}
 
 fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse");
@@ -79,5 +146,5 @@ fn tiers(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, accumulate, tiers);
+criterion_group!(benches, parse, fast_paths, accumulate, tiers);
 criterion_main!(benches);
