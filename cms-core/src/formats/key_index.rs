@@ -8,8 +8,8 @@
 //! that do not depend on one another, so the CPU overlaps their waits), and only then compares
 //! ([`KeyIndex::get`]), from the cache. Touching changes nothing: it only reads.
 //!
-//! The table holds 8 bytes a key (where the key starts in one byte arena, and its series), so it stays in the
-//! caches; the keys sit one after another in the arena. Memory is bounded: past [`MAX_KEYS`] keys or
+//! The table holds 12 bytes a key (where the key starts in one byte arena, its length, and its series), so it
+//! stays in the caches; the keys sit one after another in the arena. Memory is bounded: past [`MAX_KEYS`] keys or
 //! [`MAX_ARENA_BYTES`] bytes the index is cleared and refilled (a key found again is simply added again).
 
 use std::hash::{BuildHasher, Hasher};
