@@ -242,15 +242,15 @@ impl<'a> FastRows<'a> {
         self.accumulator
     }
 
-    /// The hash a row's spelling is remembered under, for [`Self::touch`] and [`Self::prepare_hashed`].
+    /// The hash a row's spelling is remembered under, for [`Self::touch_all`] and [`Self::prepare_hashed`].
     pub fn spelling_hash(&self, row: &RowBytes<'_>) -> u64 {
         self.spellings.hash([row.subscription, row.meter, row.resource])
     }
 
-    /// Bring the spelling remembered under `hash` into the CPU caches (see `formats::key_index`); changes
-    /// nothing. Give the result to `std::hint::black_box`.
-    pub fn touch(&self, hash: u64) -> u8 {
-        self.spellings.touch(hash)
+    /// Bring the spellings remembered under `hashes` into the CPU caches (see `formats::key_index`); changes
+    /// nothing.
+    pub fn touch_all(&self, hashes: impl IntoIterator<Item = u64>) {
+        self.spellings.touch_all(hashes);
     }
 
     /// Check a row without storing it. A new spelling is checked the way the simple path checks a row (the
@@ -278,9 +278,7 @@ impl<'a> FastRows<'a> {
         if subscription.is_empty() || is_padded(subscription) || is_padded(resource) || is_padded(location) {
             return Ok(Prepared::Slow);
         }
-        let (Some(start), Some(end), Some(micros)) =
-            (self.times.seconds(row.start), self.times.seconds(row.end), parse_micros(row.quantity))
-        else {
+        let Some((start, end, micros)) = self.values(row.start, row.end, row.quantity) else {
             return Ok(Prepared::Slow);
         };
         let series = if let Some(series) = self.spellings.get(hash, [subscription, row.meter, resource]) {
@@ -322,12 +320,13 @@ impl<'a> FastRows<'a> {
         end: &[u8],
         quantity: &[u8],
     ) -> Option<Ready> {
-        Some(Ready {
-            start: self.times.seconds(start)?,
-            end: self.times.seconds(end)?,
-            micros: parse_micros(quantity)?,
-            series: Ok(series),
-        })
+        let (start, end, micros) = self.values(start, end, quantity)?;
+        Some(Ready { start, end, micros, series: Ok(series) })
+    }
+
+    /// A row's start and end (seconds) and quantity (micro-units), or `None` when any needs the simple path.
+    fn values(&mut self, start: &[u8], end: &[u8], quantity: &[u8]) -> Option<(i64, i64, i64)> {
+        Some((self.times.seconds(start)?, self.times.seconds(end)?, parse_micros(quantity)?))
     }
 
     /// Store a prepared row: count it, and keep it if it belongs to the period.

@@ -4,7 +4,7 @@
 //! Why: on a large month the keys (about 300 bytes each for a Usage API record: subscription, meter and the
 //! raw `instanceData`) do not fit the core's caches, and rows come in random order, so each lookup waits on
 //! memory twice (the table's slot, then the key's bytes). A row-by-row lookup waits for each in turn; here a
-//! caller hashes a batch first ([`KeyIndex::hash`]), then [`KeyIndex::touch`]es every candidate key (loads
+//! caller hashes a batch first ([`KeyIndex::hash`]), then touches every candidate key ([`KeyIndex::touch_all`]) (loads
 //! that do not depend on one another, so the CPU overlaps their waits), and only then compares
 //! ([`KeyIndex::get`]), from the cache. Touching changes nothing: it only reads.
 //!
@@ -103,17 +103,21 @@ impl KeyIndex {
         hash_key(&self.hasher, self.selection, key)
     }
 
-    /// Read one byte of every cache line of the key most likely stored under `hash` and return them folded
-    /// together (give the result to `std::hint::black_box`, so the reads stay). Changes nothing.
-    pub fn touch(&self, hash: u64) -> u8 {
-        // The entry tells the key's length: every line is asked for at once, none waits for the header.
-        self.table.find(hash, |_| true).map_or(0, |entry| {
-            let start = entry.offset as usize;
-            self.arena[start..start + entry.length as usize]
-                .iter()
-                .step_by(LINE)
-                .fold(0, |folded, &byte| folded ^ byte)
-        })
+    /// Read one byte of every cache line of the keys most likely stored under `hashes`, so they are in the CPU
+    /// caches when compared. Changes nothing.
+    pub fn touch_all(&self, hashes: impl IntoIterator<Item = u64>) {
+        // The entry tells the key's length: every line is asked for at once, none waits for the header. The
+        // folded bytes go to `black_box`, so the reads stay.
+        let folded = hashes.into_iter().fold(0u8, |folded, hash| {
+            self.table.find(hash, |_| true).map_or(folded, |entry| {
+                let start = entry.offset as usize;
+                self.arena[start..start + entry.length as usize]
+                    .iter()
+                    .step_by(LINE)
+                    .fold(folded, |folded, &byte| folded ^ byte)
+            })
+        });
+        std::hint::black_box(folded);
     }
 
     /// The series of `key` (whose hash is `hash`), if remembered.
@@ -183,7 +187,7 @@ mod tests {
             for (number, (a, b, c)) in keys.iter().enumerate() {
                 let key: Key<'_> = [a, b, c];
                 let hash = index.hash(key);
-                std::hint::black_box(index.touch(hash));
+                index.touch_all([hash]);
                 prop_assert_eq!(index.get(hash, key), oracle.get(&(a.clone(), b.clone(), c.clone())).copied());
                 if index.get(hash, key).is_none() {
                     let value = series(u32::try_from(number).unwrap());

@@ -290,7 +290,7 @@ impl<'a> FastPageParser<'a> {
         // Hash every record's key, then bring the keys into the caches together (see `formats::key_index`).
         self.hashes.clear();
         self.hashes.extend(page.iter().map(|record| self.series_of.hash(key(record))));
-        std::hint::black_box(self.hashes.iter().fold(0, |folded, &hash| folded ^ self.series_of.touch(hash)));
+        self.series_of.touch_all(self.hashes.iter().copied());
         let mut ready = Vec::with_capacity(page.len());
         for (index, record) in page.iter().enumerate() {
             let (hash, key) = (self.hashes[index], key(record));
