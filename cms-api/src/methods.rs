@@ -19,13 +19,15 @@
 //! coverage check pick it up from there.
 
 use cms_azure_stack::{ClientCredentials, RegionConfig, UsageApiClient};
-use cms_core::billing::BillingRules;
+use cms_core::billing::{BillingContext, BillingRules};
 use cms_core::engine::{Cms, Event, IngestSummary, Principal};
 use cms_core::formats::usage_api::parse_page;
 use cms_core::governance::audit::AuditHead;
 use cms_core::governance::rbac::Action;
 use cms_core::model::channel::SubscriptionInfo;
+use cms_core::model::hierarchy::NodeIndex;
 use cms_core::model::price_book::ChangeSet;
+use cms_core::model::terms::CommercialTerms;
 use cms_core::model::time::Instant;
 use cms_core::model::usage::UsageRecord;
 use cms_core::source::{Granularity, PageOrigin};
@@ -332,6 +334,13 @@ pub static METHODS: &[Method] = &[
         month_end_for,
     ),
     read(
+        "month_end_in",
+        "(period, prices_at?, terms?, rules?) -> MonthEndReport",
+        "The month-end of a period computed under other commercial terms and/or with the prices in effect at an \
+         instant, unscoped and recording nothing (closed periods are recomputed, not read back).",
+        month_end_in,
+    ),
+    read(
         "month_end_report",
         "(period, rules?) -> MonthEndReport",
         "The whole month-end of a period from stored usage, unscoped (Cms::month_end; the operator's view).",
@@ -361,6 +370,12 @@ pub static METHODS: &[Method] = &[
         "(principal, subscription, meter, quantity, at) -> [ChainLevel]",
         "One usage quantity priced at every level of a subscription's resale chain, with margins.",
         price_chain,
+    ),
+    read(
+        "scope_of",
+        "(principal) -> {id, kind}",
+        "The node a principal acts at (unknown_node if it holds no role there or above, once roles are in use).",
+        scope_of,
     ),
     read(
         "showback",
@@ -404,6 +419,12 @@ pub static METHODS: &[Method] = &[
         "(expected_head?, strict?) -> Verification",
         "Walk the audit chain with the event log; strict: a broken chain is an audit_broken error.",
         verify_audit,
+    ),
+    read(
+        "visible",
+        "(principal, id) -> {id, kind}",
+        "A node the principal may see, by id (unknown_node when it does not exist or lies outside the scope).",
+        visible,
     ),
     read(
         "verify_documents",
@@ -784,6 +805,20 @@ fn month_end_report(engine: &Engine, mut params: Params) -> Result<Value, CmsErr
     to_json("month_end_report", engine.month_end(period, rules)?)
 }
 
+fn month_end_in(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {
+    let period = params.period("period")?;
+    let prices_at = params.opt_instant("prices_at")?;
+    let terms: Option<CommercialTerms> = params.opt_typed("terms")?;
+    let rules = rules(engine, &mut params)?;
+    params.finish()?;
+    let state = engine.state();
+    let context = BillingContext {
+        prices_at,
+        ..BillingContext::new(&state.hierarchy, &state.channel, terms.as_ref().unwrap_or(&state.terms))
+    };
+    to_json("month_end_in", engine.month_end_in(context, period, rules)?)
+}
+
 fn tenant_month_end(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {
     let principal = params.principal()?;
     let period = params.period("period")?;
@@ -909,6 +944,25 @@ fn node(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {
     let at = params.instant("at")?;
     params.finish()?;
     to_json("node", engine.node(&principal, &id, at)?)
+}
+
+/// A node of the channel as `scope_of` and `visible` return it: `{id, kind}`.
+fn node_ref(engine: &Engine, index: NodeIndex) -> Value {
+    let node = engine.state().hierarchy.node(index);
+    json!({ "id": node.id, "kind": node.kind })
+}
+
+fn scope_of(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {
+    let principal = params.principal()?;
+    params.finish()?;
+    Ok(node_ref(engine, engine.scope_of(&principal)?))
+}
+
+fn visible(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {
+    let principal = params.principal()?;
+    let id = params.string("id")?;
+    params.finish()?;
+    Ok(node_ref(engine, engine.visible(&principal, &id)?))
 }
 
 fn stored_usage(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {

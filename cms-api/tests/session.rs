@@ -162,13 +162,7 @@ const NOT_CALLS: &[(&str, &str)] = &[
     ("ingest_as", "ingest_records / ingest_page with principal and at"),
     ("pull", "pull_region (a UsageSource is a Rust object)"),
     ("month_end", "month_end_report (month_end is the job on files)"),
-    (
-        "month_end_in",
-        "takes a BillingContext borrowing the engine's state; preview_change_set covers its use",
-    ),
-    ("billing_context", "borrows the engine's state"),
-    ("scope_of", "returns an index into the hierarchy; node(principal, principal.node) gives the node"),
-    ("visible", "returns an index into the hierarchy; node gives the node"),
+    ("billing_context", "borrows the engine's state (month_end_in takes its parts: terms, prices_at)"),
 ];
 
 /// The `pub fn` names of `impl<S: Store> Cms<S>` blocks in the engine's sources.
