@@ -1,9 +1,10 @@
 //! [`PageFolderSource`]: exported Usage API pages in a folder (disconnected stamps).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use cms_core::error::{CmsError, Location};
-use cms_core::formats::usage_api::parse_page;
+use cms_core::formats::usage_api::{MAX_PAGE_BYTES, parse_page};
 use cms_core::source::{PageOrigin, SourcedPage, UsageSource};
 
 /// Serves every `*.json` file of a folder, in file-name order, one parsed page at a time: the shape a
@@ -60,16 +61,41 @@ impl UsageSource for PageFolderSource {
         let Some(path) = self.files.get(self.position) else {
             return Ok(None);
         };
-        let bytes = std::fs::read(path).map_err(|error| CmsError::Io {
-            at: Location::whole(path.display().to_string()),
-            message: error.to_string(),
-        })?;
         let name = path
             .file_name()
             .map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned());
+        let bytes = read_page_file(path, &name)?;
         let page = parse_page(&bytes, &name)?;
         self.position += 1;
         let origin = PageOrigin { region: self.region.clone(), ..PageOrigin::named(name) };
         Ok(Some(SourcedPage { origin, page }))
     }
+}
+
+/// Read a Usage API page file, refusing one larger than [`MAX_PAGE_BYTES`] before loading it: its length is
+/// checked first (a 10 GB file named `*.json` costs nothing), and at most `MAX_PAGE_BYTES + 1` bytes are ever
+/// read, so a file that grows meanwhile is refused too. The refusal is the one [`parse_page`] gives an
+/// oversized page in memory: `bad_json` on the whole page, `name` naming it. Fails with `io` naming `path`
+/// when the file cannot be read.
+pub fn read_page_file(path: &Path, name: &str) -> Result<Vec<u8>, CmsError> {
+    let io_error = |error: std::io::Error| CmsError::Io {
+        at: Location::whole(path.display().to_string()),
+        message: error.to_string(),
+    };
+    let too_big = |bytes: u64| CmsError::BadJson {
+        at: Location::whole(name),
+        message: format!("page of {bytes} bytes exceeds the limit of {MAX_PAGE_BYTES} bytes"),
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let length = file.metadata().map_err(io_error)?.len();
+    if length > MAX_PAGE_BYTES as u64 {
+        return Err(too_big(length));
+    }
+    // The length fits in usize: it is at most MAX_PAGE_BYTES.
+    let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(MAX_PAGE_BYTES));
+    file.take(MAX_PAGE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io_error)?;
+    if bytes.len() > MAX_PAGE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
 }

@@ -85,7 +85,7 @@ mod windows;
 
 pub use client::UsageApiClient;
 pub use config::{ClientCredentials, RegionConfig, RetryPolicy};
-pub use folder::PageFolderSource;
+pub use folder::{PageFolderSource, read_page_file};
 pub use http::{Sleep, ThreadSleep};
 pub use multi::MultiRegionSource;
 pub use windows::align_down;

@@ -4,9 +4,10 @@ mod common;
 
 use std::fs;
 
-use cms_azure_stack::PageFolderSource;
+use cms_azure_stack::{PageFolderSource, read_page_file};
 use cms_core::CmsError;
 use cms_core::error::Position;
+use cms_core::formats::usage_api::MAX_PAGE_BYTES;
 use cms_core::source::UsageSource;
 use common::{SAMPLE_PAGE, drain, page, record};
 
@@ -103,4 +104,52 @@ fn an_empty_folder_has_no_pages() {
     let folder = tempfile::tempdir().unwrap();
     let mut source = PageFolderSource::open(folder.path()).unwrap();
     assert!(source.next_page().unwrap().is_none());
+}
+
+/// A sparse file of `length` bytes (no data written: reading it whole would cost `length` bytes of memory).
+fn sparse(path: &std::path::Path, length: u64) {
+    fs::File::create(path).unwrap().set_len(length).unwrap();
+}
+
+#[test]
+fn oversized_page_files_are_refused_by_their_length() {
+    let folder = tempfile::tempdir().unwrap();
+    fs::write(
+        folder.path().join("page-000000.json"),
+        page(&[record("sub-a", "2025-03-10T13:00:00Z", "1")], None),
+    )
+    .unwrap();
+    // One byte over the limit, then 16 GiB: both refused from their length, the second without the memory a
+    // whole read would need.
+    sparse(&folder.path().join("page-000001.json"), MAX_PAGE_BYTES as u64 + 1);
+    sparse(&folder.path().join("page-000002.json"), 16 << 30);
+    let mut source = PageFolderSource::open(folder.path()).unwrap();
+    assert_eq!(source.next_page().unwrap().unwrap().page.records.len(), 1);
+    for _ in 0..2 {
+        // The refusal stays put, as for any bad page.
+        match source.next_page().unwrap_err() {
+            CmsError::BadJson { at, message } => {
+                assert_eq!(at.source, "page-000001.json");
+                assert_eq!(at.position, Position::Whole);
+                assert_eq!(
+                    message,
+                    format!(
+                        "page of {} bytes exceeds the limit of {MAX_PAGE_BYTES} bytes",
+                        MAX_PAGE_BYTES + 1
+                    )
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let huge = folder.path().join("page-000002.json");
+    let error = read_page_file(&huge, "huge.json").unwrap_err();
+    assert_eq!(error.code(), "bad_json");
+    assert!(error.to_string().starts_with("huge.json: "), "{error}");
+    assert!(error.to_string().contains(&format!("page of {} bytes", 16_u64 << 30)), "{error}");
+
+    // A page of exactly the limit is read (and then refused by the parser as the JSON it is not).
+    let at_limit = folder.path().join("at-limit.json");
+    sparse(&at_limit, MAX_PAGE_BYTES as u64);
+    assert_eq!(read_page_file(&at_limit, "at-limit.json").unwrap().len(), MAX_PAGE_BYTES);
 }

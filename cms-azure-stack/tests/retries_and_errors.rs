@@ -264,3 +264,103 @@ fn other_statuses_are_http_errors_without_retry() {
         assert_eq!(server.usage_requests().len(), 1);
     }
 }
+
+#[test]
+fn an_oversized_body_is_refused_without_retry() {
+    // One byte more than the page parser accepts: the client stops reading there.
+    let limit = cms_core::formats::usage_api::MAX_PAGE_BYTES;
+    let body = format!("{{\"value\":[]{}}}", " ".repeat(limit - 11));
+    assert_eq!(body.len(), limit + 1);
+    let server = scripted(vec![Reply::json(200, body)]);
+    let (log, sleep) = recording_sleep();
+    let mut client = one_window_client(&server).with_sleep(sleep);
+    match client.next_page().unwrap_err() {
+        CmsError::Http { status, method, url, message } => {
+            assert_eq!(status, None, "no response was accepted");
+            assert_eq!(method, "GET");
+            assert!(url.contains("subscriberUsageAggregates"), "{url}");
+            assert!(message.contains("limit"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(delays(&log).is_empty(), "an oversized body is not retried");
+    assert_eq!(server.usage_requests().len(), 1);
+
+    // The same page at the limit is read and parsed.
+    let body = format!("{{\"value\":[]{}}}", " ".repeat(limit - 12));
+    let server = scripted(vec![Reply::json(200, body)]);
+    let page = one_window_client(&server).next_page().unwrap().unwrap();
+    assert!(page.page.records.is_empty());
+}
+
+/// A stamp whose tokens (`token-1`, `token-2`, ...) carry the lifetime fields `lifetime(n)` gives token n, and
+/// whose Usage API refuses (401) any bearer but the newest token. Returns the server and the number of 401s.
+fn token_stamp(lifetime: impl Fn(u32) -> serde_json::Value + Send + 'static) -> (Server, Arc<Mutex<u32>>) {
+    let refused = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&refused);
+    let mut issued = 0;
+    let server = Server::start(move |seen, base| {
+        if seen.is_metadata() {
+            return Reply::json(200, metadata(base, Login::EntraId));
+        }
+        if seen.is_token() {
+            issued += 1;
+            let mut token = lifetime(issued);
+            token["token_type"] = "Bearer".into();
+            token["access_token"] = format!("token-{issued}").into();
+            return Reply::json(200, token.to_string());
+        }
+        if seen.header("authorization") != Some(&format!("Bearer token-{issued}")) {
+            *counter.lock().unwrap() += 1;
+            return Reply::json(
+                401,
+                r#"{"error":{"code":"ExpiredAuthenticationToken","message":"expired"}}"#,
+            );
+        }
+        Reply::json(200, empty_page())
+    });
+    (server, refused)
+}
+
+/// Three one-day windows of one subscriber: the bearer of each usage request.
+fn three_windows(server: &Server) -> Vec<String> {
+    let mut client =
+        UsageApiClient::new(config("east", server.base(), &["sub-a"]), at("2025-03-12T02:00:00Z")).unwrap();
+    assert_eq!(drain(&mut client).unwrap().len(), 3);
+    server
+        .usage_requests()
+        .iter()
+        .map(|request| request.header("authorization").unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn tokens_are_refreshed_before_they_expire() {
+    // `expires_in` 0 (a number or Entra ID's string): every request needs a new token, asked for before the
+    // API has to refuse the old one.
+    for expires_in in [serde_json::json!(0), serde_json::json!("0")] {
+        let (server, refused) = token_stamp(move |_| serde_json::json!({"expires_in": expires_in.clone()}));
+        assert_eq!(three_windows(&server), ["Bearer token-1", "Bearer token-2", "Bearer token-3"]);
+        assert_eq!(server.token_requests().len(), 3);
+        assert_eq!(*refused.lock().unwrap(), 0, "no request went out with an expired token");
+    }
+
+    // Without `expires_in`, `expires_on` (Unix seconds) decides: in the past, the token is refreshed at once.
+    let (server, refused) = token_stamp(|_| serde_json::json!({"expires_on": (unix_now() - 60).to_string()}));
+    assert_eq!(three_windows(&server), ["Bearer token-1", "Bearer token-2", "Bearer token-3"]);
+    assert_eq!(*refused.lock().unwrap(), 0);
+
+    // An hour ahead by `expires_on`, or no lifetime at all (five minutes assumed): one token serves all.
+    let ahead = move |_| serde_json::json!({"expires_on": unix_now() + 3600});
+    let (server, refused) = token_stamp(ahead);
+    assert_eq!(three_windows(&server), ["Bearer token-1"; 3]);
+    assert_eq!(server.token_requests().len(), 1);
+    assert_eq!(*refused.lock().unwrap(), 0);
+    let (server, _) = token_stamp(|_| serde_json::json!({}));
+    assert_eq!(three_windows(&server), ["Bearer token-1"; 3]);
+    assert_eq!(server.token_requests().len(), 1);
+}

@@ -14,7 +14,9 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use cms_azure_stack::{ClientCredentials, MultiRegionSource, PageFolderSource, RegionConfig, UsageApiClient};
+use cms_azure_stack::{
+    ClientCredentials, MultiRegionSource, PageFolderSource, RegionConfig, UsageApiClient, read_page_file,
+};
 use cms_core::engine::{Cms, Event, IngestSummary};
 use cms_core::error::{Location, Position};
 use cms_core::formats::focus::{FocusCharge, read_focus_csv};
@@ -166,8 +168,8 @@ struct PageFiles {
 impl UsageSource for PageFiles {
     fn next_page(&mut self) -> Result<Option<SourcedPage>, CmsError> {
         let Some(path) = self.files.next() else { return Ok(None) };
-        let bytes = std::fs::read(&path).map_err(|error| io_error(&path, &error))?;
         let name = path.display().to_string();
+        let bytes = read_page_file(&path, &name)?;
         let page = parse_page(&bytes, &name)?;
         Ok(Some(SourcedPage { origin: PageOrigin::named(name), page }))
     }

@@ -340,3 +340,57 @@ fn month_end_exports_focus_per_issuing_level() {
     let partner = std::fs::read_to_string(focus.join("focus-partner-x.csv")).unwrap();
     assert_eq!(partner.lines().count(), 3, "partner x issues the lines of t1 and t2");
 }
+
+/// The first month-end vector's files written into `dir`.
+fn write_month_end_case(dir: &std::path::Path) {
+    let case_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/month_end.json");
+    let document: Value = serde_json::from_slice(&std::fs::read(case_path).unwrap()).unwrap();
+    for (name, contents) in document["cases"][0]["files"].as_object().unwrap() {
+        std::fs::write(dir.join(name), contents.as_str().unwrap()).unwrap();
+    }
+}
+
+/// A page file larger than the page limit is refused from its length, naming the file, by `cms ingest
+/// pages` and by `cms month-end --pages`; it is never read whole (the file is sparse: 16 GiB on paper).
+#[test]
+fn oversized_page_files_are_refused_from_their_length() {
+    let limit = cms_core::formats::usage_api::MAX_PAGE_BYTES as u64;
+    let dir = tempfile::tempdir().unwrap();
+    write_month_end_case(dir.path());
+    let pages = dir.path().join("pages");
+    std::fs::create_dir(&pages).unwrap();
+    std::fs::write(pages.join("page-000000.json"), r#"{"value":[]}"#).unwrap();
+    for (length, expected) in [
+        (limit + 1, format!("page of {} bytes", limit + 1)),
+        (16 << 30, "page of 17179869184 bytes".to_owned()),
+    ] {
+        let oversized = pages.join("page-000001.json");
+        std::fs::File::create(&oversized).unwrap().set_len(length).unwrap();
+        let output = cms(&["ingest", "pages", oversized.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let named = format!(
+            "error[bad_json]: {}: bad JSON: {expected} exceeds the limit of {limit} bytes",
+            oversized.display()
+        );
+        assert!(stderr.starts_with(&named), "{stderr}");
+
+        let output = cms(&[
+            "month-end",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--pages",
+            pages.to_str().unwrap(),
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with(&format!(
+                "error[bad_json]: page-000001.json: bad JSON: {expected} exceeds the limit"
+            )),
+            "{stderr}"
+        );
+    }
+}

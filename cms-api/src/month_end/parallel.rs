@@ -465,7 +465,7 @@ fn page_workers(
                             || path.display().to_string(),
                             |name| name.to_string_lossy().into_owned(),
                         );
-                        let bytes = std::fs::read(path).map_err(|error| fail(io_error(path, &error)))?;
+                        let bytes = cms_azure_stack::read_page_file(path, &name).map_err(fail)?;
                         parser.feed_page(&bytes, &name).map_err(fail)?;
                     }
                     let accumulator = parser.into_accumulator();
