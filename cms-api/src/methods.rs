@@ -644,6 +644,22 @@ fn ingest_records(engine: &mut Engine, mut params: Params) -> Result<Value, CmsE
     to_json("ingest_records", ingest(engine, &records, &origin, actor)?)
 }
 
+/// Ingest usage records a binding has already read into the core's types (Python's Arrow path reads
+/// columns in place, without JSON), with `ingest_records`' other parameters as JSON: `origin?`,
+/// `principal?` and `at?` (both or neither). Errors name `method`, as the facade's do.
+pub fn ingest_usage(
+    engine: &mut Engine,
+    method: &str,
+    records: &[UsageRecord],
+    params: Value,
+) -> Result<IngestSummary, CmsError> {
+    let mut params = Params::new(method, params)?;
+    let origin = origin(&mut params, "records")?;
+    let actor = ingest_actor(&mut params)?;
+    params.finish()?;
+    ingest(engine, records, &origin, actor)
+}
+
 /// Parse one page and ingest it (a page is refused whole if a record does not parse).
 pub(crate) fn ingest_page_bytes(
     engine: &mut Engine,

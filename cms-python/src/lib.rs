@@ -7,6 +7,7 @@
 //! `DataFrames`) is built on these few functions by the package's Python modules (`python/cms/`).
 
 mod errors;
+mod ingest_arrow;
 mod partials;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -146,6 +147,40 @@ impl PySession {
             let params = parse_params(method, params)?;
             let result = session.call(method, params)?;
             to_text(method, &result)
+        })
+    }
+
+    /// Ingest usage given as Arrow data through the ingestion rules, reading its columns in place (no
+    /// Python object per row or value, no JSON): see the module `ingest_arrow` for the columns and types.
+    ///
+    /// Args:
+    ///     data: an object with `__arrow_c_stream__` (a pyarrow `Table` or `RecordBatchReader`, ...).
+    ///     source: its name in errors (`frame record 3`).
+    ///     params: `ingest_records`' other parameters as JSON text: `origin?`, `principal?` and `at?`.
+    ///
+    /// Returns:
+    ///     The ingestion summary as JSON text.
+    ///
+    /// Raises:
+    ///     `CmsError`: a column missing or of a type that cannot be exact (`bad_decimal` for floats), or
+    ///     the first bad value at `<source> record <row>`; nothing is stored then.
+    fn ingest_arrow(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        source: &str,
+        params: &str,
+    ) -> PyResult<String> {
+        let batches = partials::batches(data, source)?;
+        self.with_session(py, |session| {
+            let records = ingest_arrow::usage_records(&batches, source)?;
+            let params = parse_params("ingest_arrow", params)?;
+            let summary =
+                cms_api::methods::ingest_usage(session.engine_mut(), "ingest_arrow", &records, params)?;
+            serde_json::to_string(&summary).map_err(|error| CmsError::BadJson {
+                at: cms_core::Location::field("ingest_arrow", "result"),
+                message: error.to_string(),
+            })
         })
     }
 

@@ -165,7 +165,7 @@ fn check_offsets_aligned(array: &FFI_ArrowArray, data_type: &DataType, name: &st
 
 /// The record batches of an object speaking the Arrow `PyCapsule` stream interface, imported one by one
 /// through the C stream callbacks (each checked by [`check_offsets_aligned`] before arrow-rs reads it).
-fn batches(object: &Bound<'_, PyAny>, source: &str) -> PyResult<Vec<RecordBatch>> {
+pub(crate) fn batches(object: &Bound<'_, PyAny>, source: &str) -> PyResult<Vec<RecordBatch>> {
     let fail = |reason: String| -> PyErr { PyCmsError(bad_arrow(source, reason)).into() };
     if !object.hasattr("__arrow_c_stream__")? {
         return Err(fail(

@@ -4,8 +4,10 @@ and ``Decimal`` objects (never floats), instants as UTC timestamps."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -86,9 +88,129 @@ def test_float_quantities_are_refused_and_nothing_is_stored() -> None:
     with _engine() as engine:
         with pytest.raises(cms.InputError) as raised:
             engine.ingest_frame(frame)
-        assert raised.value.code == "bad_decimal" and raised.value.location == "frame record 0"
+        # The column's type is refused before any row is read.
+        assert raised.value.code == "bad_decimal" and raised.value.location == "frame field quantity"
         assert engine.usage_table("2026-10").num_rows == 0
         assert engine.usage_table("2026-10").schema.field("quantity").type == pa.decimal128(38, 0)
+
+
+def _stored(engine: cms.Cms) -> str:
+    """The stored usage of October as the engine's own JSON text (quantities with their digits as stored)."""
+    return engine._session.call("stored_usage", json.dumps({"principal": {"id": "ops"}, "period": "2026-10"}))
+
+
+def _tagged_frame(hours: int) -> pd.DataFrame:
+    frame = _usage_frame(hours)
+    frame["tags"] = [json.dumps({"team": f"t{hour % 3}"}) if hour % 2 else None for hour in range(hours)]
+    # A value with its own digits: a column-wide scale would pad it.
+    quantities = [Decimal("7.5") if row == 1 else value for row, value in enumerate(frame["quantity"])]
+    frame["quantity"] = pd.Series(quantities, dtype="object")
+    return frame
+
+
+def _json_records(frame: pd.DataFrame | pa.Table) -> list[dict[str, Any]]:
+    """The rows as records for the JSON path (``ingest_records``), which takes tags as a mapping."""
+    records = cms.frames.usage_records(frame)
+    for record in records:
+        tags = record.pop("tags")
+        if tags is not None:
+            record["tags"] = json.loads(tags)
+    return records
+
+
+def test_frames_and_tables_store_exactly_what_the_json_path_stores() -> None:
+    frame = _tagged_frame(30)
+    with _engine() as by_json, _engine() as by_frame, _engine() as by_table, _engine() as by_text:
+        assert by_json.ingest_records(_json_records(frame), origin="n")["stored"] == 30
+        assert by_frame.ingest_frame(frame, origin="n")["stored"] == 30
+        # A pyarrow Table with an Arrow decimal column (its scale padded to the column's): the same as the
+        # rows of that table through JSON.
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        assert pa.types.is_decimal(table.schema.field("quantity").type)
+        assert by_table.ingest_frame(table, origin="n")["stored"] == 30
+        with _engine() as table_by_json:
+            table_by_json.ingest_records(_json_records(table), origin="n")
+            assert _stored(by_table) == _stored(table_by_json)
+        # Quantities and instants as text, in batches of 7 rows through a reader.
+        text = table.set_column(
+            table.schema.get_field_index("quantity"), "quantity", pa.array([str(q) for q in frame["quantity"]])
+        )
+        text = text.set_column(
+            text.schema.get_field_index("start"), "start", pa.array([t.isoformat() for t in frame["start"]])
+        )
+        reader = pa.RecordBatchReader.from_batches(text.schema, text.to_batches(max_chunksize=7))
+        assert by_text.ingest_frame(reader, origin="n")["stored"] == 30
+        stored = _stored(by_json)
+        assert '"quantity":"7.5"' in stored and '"team":"t1"' in stored
+        assert _stored(by_frame) == stored
+        assert _stored(by_text) == stored
+        assert by_frame.stored_usage("2026-10") == by_table.stored_usage("2026-10")
+
+
+def test_integer_quantities_and_timestamps_of_any_unit_and_zone() -> None:
+    base = pa.Table.from_pandas(_usage_frame(3), preserve_index=False)
+    seconds = pa.timestamp("s", tz="Europe/Paris")
+    table = base.set_column(base.schema.get_field_index("quantity"), "quantity", pa.array([2, 3, 4], pa.int64()))
+    for name in ("start", "end"):
+        table = table.set_column(table.schema.get_field_index(name), name, table.column(name).cast(seconds))
+    with _engine() as engine:
+        assert engine.ingest_frame(table)["stored"] == 3
+        stored = sorted(engine.stored_usage("2026-10"), key=lambda record: record["start"])
+    # The instants are the same whatever zone labels them; the integers are exact whole quantities.
+    assert [record["start"] for record in stored] == _usage_frame(3)["start"].tolist()
+    assert [str(record["quantity"]) for record in stored] == ["2", "3", "4"]
+
+
+def test_a_bad_value_names_its_row_and_nothing_is_stored() -> None:
+    frame = _usage_frame(6)
+    frame.loc[4, "meter"] = "not-a-meter"
+    with _engine() as engine:
+        with pytest.raises(cms.InputError) as raised:
+            engine.ingest_frame(frame, origin="notebook")
+        assert (raised.value.code, raised.value.location) == ("bad_meter_id", "notebook record 4")
+        # Rows count across a reader's batches.
+        table = pa.Table.from_pandas(_usage_frame(10), preserve_index=False)
+        quantities = [str(q) for q in _usage_frame(10)["quantity"]]
+        quantities[8] = "1.2.3"
+        table = table.set_column(table.schema.get_field_index("quantity"), "quantity", pa.array(quantities))
+        reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=3))
+        with pytest.raises(cms.InputError) as raised:
+            engine.ingest_frame(reader)
+        assert (raised.value.code, raised.value.location) == ("bad_decimal", "frame record 8")
+        nulls = _usage_frame(3)
+        nulls.loc[2, "subscription"] = None
+        with pytest.raises(cms.InputError) as raised:
+            engine.ingest_frame(nulls)
+        assert (raised.value.code, raised.value.location) == ("bad_record", "frame record 2")
+        assert engine.usage_table("2026-10").num_rows == 0
+
+
+def test_columns_of_the_wrong_type_are_refused_with_their_code() -> None:
+    with _engine() as engine:
+        naive = _usage_frame(2)
+        naive["start"] = naive["start"].dt.tz_localize(None)
+        with pytest.raises(cms.InputError) as raised:
+            engine.ingest_frame(naive)
+        assert (raised.value.code, raised.value.location) == ("bad_timestamp", "frame field start")
+        numbered = _usage_frame(2)
+        numbered["subscription"] = [1, 2]
+        with pytest.raises(cms.InputError) as raised:
+            engine.ingest_frame(numbered)
+        assert (raised.value.code, raised.value.location) == ("bad_record", "frame field subscription")
+        with pytest.raises(cms.InputError) as raised:
+            engine.ingest_frame(_usage_frame(2).drop(columns=["location"]))
+        assert (raised.value.code, raised.value.location) == ("bad_record", "frame field location")
+        scaled = pa.Table.from_pandas(_usage_frame(2), preserve_index=False)
+        scaled = scaled.set_column(
+            scaled.schema.get_field_index("quantity"), "quantity", pa.array([Decimal(1), Decimal(2)], pa.decimal256(76, 40))
+        )
+        with pytest.raises(cms.InputError) as raised:
+            engine.ingest_frame(scaled)
+        assert raised.value.code == "bad_decimal"
+        with pytest.raises(cms.InputError) as raised:
+            engine.ingest_frame([{"subscription": "s1"}])
+        assert raised.value.code == "bad_record"
+        assert engine.usage_table("2026-10").num_rows == 0
 
 
 def test_invoice_lines_of_the_golden_scenario() -> None:

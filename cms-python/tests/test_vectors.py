@@ -39,6 +39,7 @@ def test_case_file_vector(name: str, index: int, case: dict[str, Any]) -> None:
     matches(decode(raw), expect)
     # The public function is the same call.
     matches(cms.call("evaluate_vector", params), expect)
+    matches(cms.evaluate_vector(case), expect)
 
 
 @pytest.mark.parametrize("backing", ["memory", "sqlite"])

@@ -4,7 +4,8 @@ A thin layer over the Rust library (``cms_api``): every call converts its argume
 runs in Rust with the GIL released, and raises a :class:`CmsError` subclass with ``.code`` on failure.
 
 - :class:`Cms`: the engine on a store (:class:`MemoryStore` or :class:`SqliteStore`); :meth:`Cms.call`
-  reaches every method of :func:`methods`, and typed methods cover the common ones.
+  reaches every method of :func:`methods` by name, and each has a typed method too (the free ones are
+  functions of this module).
 - :func:`month_end`: the month-end job on a folder of files (what ``cms month-end`` runs).
 - :mod:`cms.frames`: usage in and results out as pandas DataFrames and pyarrow Tables
   (``pip install "cms[frames]"``).
@@ -66,6 +67,7 @@ __all__ = [
     "UsageRecord",
     "call",
     "error_codes",
+    "evaluate_vector",
     "methods",
     "month_end",
     "month_end_frames",
@@ -172,6 +174,19 @@ def error_codes() -> list[str]:
 def version() -> str:
     """The library's version."""
     return cast(str, call("version")["version"])
+
+
+def evaluate_vector(case: Mapping[str, Any]) -> Any:
+    """Evaluate a conformance case of ``tests/vectors/*.json`` and return what it gives.
+
+    Args:
+        case: the case (its ``kind``: ``tier_amount``, ``round``, ``meter_id``, ``timestamp``,
+            ``usage_page`` or ``month_end``, and its ``input``).
+
+    Returns:
+        The actual result, to compare with the case's ``expected``.
+    """
+    return call("evaluate_vector", {"case": dict(case)})
 
 
 def parse_usage_page(page: str | bytes, source: str = "page") -> dict[str, Any]:
@@ -518,12 +533,43 @@ class Cms:
         at: Instant | None = None,
         principal: PrincipalLike | None = None,
     ) -> IngestSummary:
-        """Ingest usage from a pandas DataFrame or a pyarrow Table with the columns of
-        :meth:`ingest_records` (quantities as ``Decimal``, decimal strings or Arrow decimals; floats are
-        refused). See :func:`cms.frames.usage_records`."""
-        from .frames import usage_records
+        """Ingest usage from a pandas DataFrame, a pyarrow Table or RecordBatchReader, or any object with
+        ``__arrow_c_stream__`` (Polars, DuckDB results), through the ingestion rules.
 
-        return self.ingest_records(usage_records(frame), origin=origin, at=at, principal=principal)
+        The data goes to Rust through the Arrow C stream interface and its columns are read in place: no
+        Python object per row, no JSON (see :func:`cms.frames.arrow_usage` for what a pandas DataFrame
+        costs on the way). The stored usage is the same as :meth:`ingest_records` of the same rows.
+
+        Args:
+            frame: the columns ``subscription``, ``meter``, ``resource_uri``, ``location`` (strings),
+                ``start`` and ``end`` (timestamps with a time zone, or RFC 3339 strings), ``quantity``
+                (``Decimal`` objects, decimal strings, integers or an Arrow decimal column: floats are
+                refused), optionally ``tags`` and ``additional_info`` (JSON object text); other columns
+                are not read.
+            origin: a page name or the core's ``PageOrigin``; its name is the source errors name (default
+                ``"frame"``).
+            at: with ``principal``, ingest as that principal at that instant.
+            principal: see ``at``.
+
+        Returns:
+            The ingestion summary.
+
+        Raises:
+            InputError: a missing column or one of a type that cannot be exact (``bad_decimal`` for a float
+                ``quantity``, ``bad_timestamp`` for timestamps without a zone; ``.location`` is
+                ``frame field <column>``), or the first bad value (``.location``: ``frame record <row>``,
+                rows counted from 0); nothing is stored then.
+        """
+        from .frames import arrow_usage
+
+        params: dict[str, Any] = {}
+        source = "frame"
+        if origin is not None:
+            params["origin"] = origin if isinstance(origin, str) else dict(origin)
+            source = origin if isinstance(origin, str) else str(origin.get("name", source))
+        params.update(self._actor(at, principal))
+        summary = self._session.ingest_arrow(arrow_usage(frame), source, encode(params))
+        return cast(IngestSummary, decode(summary))
 
     def issue_invoices(
         self,
@@ -563,6 +609,104 @@ class Cms:
     def refresh(self) -> None:
         """Apply what other writers appended to the store since this engine looked."""
         self.call("refresh")
+
+    def reprocess(
+        self,
+        period: PeriodLike,
+        *,
+        tenant: str | None = None,
+        region: str | None = None,
+        rules: Mapping[str, Any] | None = None,
+        principal: PrincipalLike | None = None,
+    ) -> dict[str, Any]:
+        """Recompute and store the drafts of the open months a range touches, for a tenant and/or region.
+
+        Args:
+            period: the range (a month, or ``"START/END"``).
+            tenant: only this tenant's drafts.
+            region: only usage of this region.
+            rules: billing rules (rounding) other than the engine's.
+            principal: who asks (``None``: the engine's principal).
+
+        Returns:
+            What was recomputed (the core's ``Reprocessed``).
+        """
+        params: dict[str, Any] = {"principal": self._who(principal), "period": _period(period)}
+        for key, value in (("tenant", tenant), ("region", region)):
+            if value is not None:
+                params[key] = value
+        if rules is not None:
+            params["rules"] = dict(rules)
+        return cast("dict[str, Any]", self.call("reprocess", params))
+
+    def purge_usage(
+        self, *, at: Instant | None = None, principal: PrincipalLike | None = None
+    ) -> list[dict[str, Any]]:
+        """Retention: purge the raw usage of invoiced periods past the policy's age; returns
+        ``[{"period", "deleted"}]``."""
+        params = {"principal": self._who(principal), "at": self._at(at)}
+        return cast("list[dict[str, Any]]", self.call("purge_usage", params))
+
+    def pull_region(
+        self,
+        region: str,
+        *,
+        arm_endpoint: str,
+        provider_subscription: str,
+        tenant: str,
+        client_id: str,
+        client_secret: str,
+        start: Instant,
+        until: Instant | None = None,
+        subscribers: Sequence[str] | None = None,
+        granularity: str | None = None,
+        window_hours: int | None = None,
+        ca_certificates_pem: str | None = None,
+        allow_http: bool = False,
+        max_attempts: int | None = None,
+    ) -> IngestSummary:
+        """Pull a stamp's provider Usage API (from its checkpoints, up to ``until``) through the ingestion
+        rules. The GIL is released while it pulls.
+
+        Args:
+            region: the stamp's region name (checkpoints are kept per region).
+            arm_endpoint: the stamp's ARM endpoint (``https://...``).
+            provider_subscription: the provider subscription whose usage is read.
+            tenant: the identity tenant of the client credentials.
+            client_id: the service principal's id.
+            client_secret: its secret.
+            start: where to start when the region has no checkpoint yet.
+            until: the end of what is pulled (``None``: now).
+            subscribers: the subscriber subscriptions to pull (default: the provider's aggregate).
+            granularity: ``"hourly"`` (the default) or ``"daily"``.
+            window_hours: the width of one request's time window.
+            ca_certificates_pem: extra root certificates (a stamp's own CA).
+            allow_http: accept a plain ``http://`` endpoint (tests, a local proxy).
+            max_attempts: attempts per request before giving up.
+
+        Returns:
+            The ingestion summary (``checkpoints`` says how far each source got).
+        """
+        params: dict[str, Any] = {
+            "region": region,
+            "arm_endpoint": arm_endpoint,
+            "provider_subscription": provider_subscription,
+            "tenant": tenant,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "start": instant_text(start),
+            "until": self._at(until),
+            "allow_http": allow_http,
+        }
+        optional: dict[str, Any] = {
+            "subscribers": None if subscribers is None else list(subscribers),
+            "granularity": granularity,
+            "window_hours": window_hours,
+            "ca_certificates_pem": ca_certificates_pem,
+            "max_attempts": max_attempts,
+        }
+        params.update({key: value for key, value in optional.items() if value is not None})
+        return cast(IngestSummary, self.call("pull_region", params))
 
     # ---- Monitoring commands: budgets, alerts, the scheduler.
 
@@ -689,6 +833,67 @@ class Cms:
         if rules is not None:
             params["rules"] = dict(rules)
         return cast("dict[str, Any]", self.call("month_end_report", params))
+
+    def month_end_in(
+        self,
+        period: PeriodLike,
+        *,
+        prices_at: Instant | None = None,
+        terms: Mapping[str, Any] | None = None,
+        rules: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The month-end of a period computed under other commercial terms and/or with the prices in effect
+        at an instant (a what-if); unscoped, records nothing, and a closed period is recomputed rather than
+        read back as :meth:`month_end_report` does.
+
+        Args:
+            period: the period.
+            prices_at: price every part of the period with the prices in effect at this instant.
+            terms: commercial terms (the ``terms`` of :meth:`state`, changed) instead of the engine's.
+            rules: billing rules (rounding) other than the engine's.
+
+        Returns:
+            The report, as :meth:`month_end_report`.
+        """
+        params: dict[str, Any] = {"period": _period(period)}
+        if prices_at is not None:
+            params["prices_at"] = instant_text(prices_at)
+        if terms is not None:
+            params["terms"] = dict(terms)
+        if rules is not None:
+            params["rules"] = dict(rules)
+        return cast("dict[str, Any]", self.call("month_end_in", params))
+
+    def issued_in(self, period: PeriodLike, *, principal: PrincipalLike | None = None) -> list[dict[str, Any]]:
+        """The month-end documents of a period as the principal sees them (for statements)."""
+        return cast("list[dict[str, Any]]", self._query("issued_in", principal, period=_period(period)))
+
+    def tenant_scope(self, tenant: str) -> dict[str, Any]:
+        """The scope of a bulk change on one tenant: the price lists at the tenant and its subscriptions."""
+        return cast("dict[str, Any]", self.call("tenant_scope", {"tenant": tenant}))
+
+    def scope_of(self, *, principal: PrincipalLike | None = None) -> dict[str, Any]:
+        """The node a principal acts at, ``{"id", "kind"}`` (``NotFoundError`` if it is not in the channel,
+        or, once roles are in use, if the principal holds no role there or above)."""
+        return cast("dict[str, Any]", self._query("scope_of", principal))
+
+    def visible(self, id: str, *, principal: PrincipalLike | None = None) -> dict[str, Any]:
+        """A node the principal may see, ``{"id", "kind"}`` (``NotFoundError`` when it does not exist or lies
+        outside the principal's subtree)."""
+        return cast("dict[str, Any]", self._query("visible", principal, id=id))
+
+    def authorize_read(self, action: str, *, principal: PrincipalLike | None = None) -> None:
+        """Check that a principal may run a query needing ``action`` (``"read_billing"``, ``"read_audit"``,
+        ``"read_usage"``, ...) at its scope; raises ``ForbiddenError`` if not."""
+        self._query("authorize_read", principal, action=action)
+
+    def billing_rules(self) -> dict[str, Any]:
+        """The rules documents are rounded with."""
+        return cast("dict[str, Any]", self.call("billing_rules"))
+
+    def export_audit(self) -> dict[str, Any]:
+        """Every audit record and the chain's head, to keep elsewhere: ``{"records", "head"}`` (unscoped)."""
+        return cast("dict[str, Any]", self.call("export_audit"))
 
     def tenant_month_end(self, period: PeriodLike, *, principal: PrincipalLike | None = None) -> dict[str, Any]:
         """A month-end cut to tenant invoices (what showback reads)."""

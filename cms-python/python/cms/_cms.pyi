@@ -77,6 +77,9 @@ class Session:
     def __new__(cls, store: str) -> "Session": ...
     def call(self, method: str, params: str) -> str:
         """Call any method by name, with the GIL released (JSON text in and out)."""
+    def ingest_arrow(self, data: Any, source: str, params: str) -> str:
+        """Ingest usage given as Arrow data (``__arrow_c_stream__``), its columns read in place; returns the
+        ingestion summary as JSON text."""
     def close(self) -> None:
         """Close the session and release its store."""
     @property

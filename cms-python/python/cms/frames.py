@@ -8,10 +8,20 @@ largest of the column's values, so every value is kept exactly; pandas shows the
 objects (``object`` dtype), which sum exactly. Instants become ``timestamp[us, tz=UTC]``. Nothing is ever a
 float. To plot, convert a column at the end (``frame["amount"].astype(float)``): that is display, not money.
 
-Copies: the tables are built here, on the Python side, from the engine's results (JSON, converted by
-``cms._convert``) or from the month-end's CSV outputs; they are not zero-copy views of Rust memory
-(the Arrow C data interface would need arrow-rs in the extension, which would more than double its build,
-and the results it would carry are small next to the usage they summarise). Going from a Table to pandas
+Copies, usage in: ``Cms.ingest_frame`` hands the data to the extension through the Arrow C stream interface
+(``__arrow_c_stream__``; arrow-rs imports it), which reads the columns in place: strings from the Arrow
+buffers, decimals from their 128-bit integers, timestamps from their 64-bit counts, straight into the
+engine's usage records, with no Python object per row and no JSON. A pyarrow Table, RecordBatchReader or
+Polars frame is not copied before that. A pandas DataFrame becomes a pyarrow Table first
+(:func:`arrow_usage`): numeric, timestamp and Arrow-backed string columns convert without per-value Python
+work; object columns (``Decimal`` objects, strings held as Python objects) are read value by value by
+pyarrow, since pandas keeps them as Python objects (``Decimal`` values become their text, so each keeps its
+own digits, as :meth:`cms.Cms.ingest_records` keeps them).
+
+Copies, results out: the tables are built here, on the Python side, from the engine's results (JSON text,
+converted by ``cms._convert`` into Python values, then by pyarrow into columns) or from the month-end's CSV
+outputs; they are not views of Rust memory. Every value is copied (JSON text, then a Python object, then an
+Arrow buffer); these results are small next to the usage they summarise. Going from a Table to pandas
 (``to_pandas``) is Arrow's own conversion.
 """
 
@@ -39,6 +49,7 @@ __all__ = [
     "MonthEndFrames",
     "MonthEndTables",
     "USAGE_COLUMNS",
+    "arrow_usage",
     "invoice_lines_table",
     "month_end_frames",
     "month_end_tables",
@@ -168,8 +179,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def arrow_usage(frame: Any) -> Any:
+    """Usage rows as Arrow data for ``Cms.ingest_frame``: an object with ``__arrow_c_stream__``.
+
+    A pandas DataFrame becomes a pyarrow Table (its index dropped); its object columns holding ``Decimal``
+    values become their text first, so each value keeps its own digits (pyarrow's inference would give the
+    whole column the largest scale). Anything else that speaks the Arrow C stream interface (a pyarrow Table
+    or RecordBatchReader, a Polars DataFrame) is returned as it is.
+
+    Raises:
+        InputError: ``bad_record`` for an object that is neither.
+    """
+    import sys
+
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(frame, pandas.DataFrame):
+        pa = _pyarrow()
+        columns: dict[str, Any] = {}
+        for name in frame.columns:
+            column = frame[name]
+            if column.dtype == object and any(isinstance(value, Decimal) for value in column):
+                column = column.map(lambda value: str(value) if isinstance(value, Decimal) else value)
+            columns[str(name)] = column
+        return pa.Table.from_pandas(pandas.DataFrame(columns, index=frame.index), preserve_index=False)
+    if hasattr(frame, "__arrow_c_stream__"):
+        return frame
+    error = InputError(
+        f"frame: {type(frame).__name__} is not usage data: expected a pandas DataFrame or an object with "
+        "__arrow_c_stream__ (a pyarrow Table or RecordBatchReader, a Polars DataFrame)"
+    )
+    error.code = "bad_record"
+    error.location = "frame"
+    error.source = "frame"
+    raise error
+
+
 def usage_records(frame: pandas.DataFrame | pyarrow.Table) -> list[dict[str, Any]]:
-    """Usage rows of a pandas DataFrame or a pyarrow Table as records for ``Cms.ingest_records``.
+    """Usage rows of a pandas DataFrame or a pyarrow Table as records for ``Cms.ingest_records`` (dicts of
+    Python values: the slow path, for inspecting rows; ``Cms.ingest_frame`` reads the columns in place).
 
     Args:
         frame: columns ``subscription``, ``meter``, ``start``, ``end``, ``quantity``, ``resource_uri``,
