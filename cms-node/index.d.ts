@@ -2,8 +2,8 @@
 /* eslint-disable */
 
 /**
- * The CMS engine on a store: every command and query of `cms_api::methods()` through `call`, and typed
- * methods for the common ones.
+ * The CMS engine on a store: every command and query of `cms_api::methods()` through `call`, and a typed
+ * method for each of them (`camelCase` of the facade's name).
  *
  * Conventions (the same in every language): parameters and results are the facade's JSON with snake_case
  * keys; decimals are strings (`"0.05"`, never numbers: a number with a fraction is refused as
@@ -106,6 +106,92 @@ export declare class Cms {
   dashboard(principal: Principal, period: string, at: Date | string): Promise<any>
   /** Walk the audit chain with the event log (`strict`: a broken chain rejects with `audit_broken`). */
   verifyAudit(options?: { expected_head?: unknown; strict?: boolean }): Promise<any>
+  /** Apply a bulk price change (the core's `ChangeSet` JSON): a new version of every list in its scope. */
+  applyChangeSet(principal: Principal, at: Date | string, changeSet: Record<string, unknown>): Promise<{ seq: number }>
+  /** Close a period: its month-end is stored as issued; later usage of it becomes adjustments. */
+  closePeriod(principal: Principal, at: Date | string, period: string): Promise<null>
+  /** Progressive billing: interim invoices for tenants whose running amount crossed their threshold. */
+  issueInterim(principal: Principal, at: Date | string): Promise<any[]>
+  /**
+   * Pull a stamp's provider Usage API (from its checkpoints, up to `until`) through the ingestion rules,
+   * off the main thread. `config` holds `pull_region`'s parameters (snake_case, as `methods()` lists them).
+   */
+  pullRegion(config: { region: string; arm_endpoint: string; provider_subscription: string; tenant: string; client_id: string; client_secret: string; start: Date | string; until: Date | string; subscribers?: string[]; granularity?: 'hourly' | 'daily'; window_hours?: number; ca_certificates_pem?: string; allow_http?: boolean; max_attempts?: number }): Promise<any>
+  /** Retention: purge the raw usage of invoiced periods past the policy's age. */
+  purgeUsage(principal: Principal, at: Date | string): Promise<Array<{ period: string; deleted: number }>>
+  /**
+   * Record ingestion done outside the scheduler (an `IngestSummary`) as a job run of `source`, so its
+   * refused and late records raise alerts.
+   */
+  recordIngestion(principal: Principal, at: Date | string, source: string, summary: Record<string, unknown>): Promise<{ seq: number }>
+  /** Apply what other writers appended to the store since this session looked. */
+  refresh(): Promise<null>
+  /** Recompute and store the drafts of the open months a range touches, for a tenant and/or region. */
+  reprocess(principal: Principal, period: string, options?: { tenant?: string; region?: string; rules?: Record<string, unknown> }): Promise<any>
+  /** Re-rate a closed period after corrections: credit or debit notes for exactly the difference. */
+  rerate(principal: Principal, at: Date | string, period: string, reason: string): Promise<any[]>
+  /** Void an issued invoice with a credit note cancelling it whole; resolves to the credit note. */
+  voidInvoice(principal: Principal, at: Date | string, number: string, reason: string): Promise<any>
+  /** The audit trail, for a principal that may read it. */
+  auditRecords(principal: Principal): Promise<any[]>
+  /**
+   * Check that a principal may run a query needing an action (`read_billing`, `read_audit`, ...) at its
+   * scope: resolves to `null`, or rejects with `forbidden` / `policy_refused`.
+   */
+  authorizeRead(principal: Principal, action: string): Promise<null>
+  /** The rules documents are rounded with. */
+  billingRules(): Promise<any>
+  /** Chargeback of a period as balanced journal lines. */
+  chargebackJournal(principal: Principal, period: string): Promise<any[]>
+  /** The ingestion checkpoints of every region and subscriber. */
+  checkpoints(): Promise<any[]>
+  /** The stored drafts of a month (see `reprocess`). */
+  drafts(principal: Principal, period: string): Promise<any[]>
+  /** Every audit record and the chain's head, to keep elsewhere (unscoped). */
+  exportAudit(): Promise<{ records: any[]; head: any }>
+  /** What the detection rules find at an instant, without recording anything (unscoped). */
+  findings(at: Date | string): Promise<any[]>
+  /** An issued document by number, checked against its recorded hash. */
+  issuedDocument(principal: Principal, number: string): Promise<{ issued: any; document: any }>
+  /** The month-end documents of a period as the principal sees them (for statements). */
+  issuedIn(principal: Principal, period: string): Promise<any[]>
+  /**
+   * The whole month-end of a period from stored usage, unscoped (the operator's view); `rules`: other
+   * billing rules.
+   */
+  monthEndReport(period: string, options?: { rules?: Record<string, unknown> }): Promise<any>
+  /**
+   * The month-end of a period computed under other commercial terms (`terms`, the core's JSON) and/or with
+   * the prices in effect at `prices_at`; unscoped, records nothing (a closed period is recomputed).
+   */
+  monthEndIn(period: string, options?: { prices_at?: Date | string; terms?: Record<string, unknown>; rules?: Record<string, unknown> }): Promise<any>
+  /** One node of the principal's subtree (`unknown_node` outside it), statuses as of `at`. */
+  node(principal: Principal, id: string, at: Date | string): Promise<any>
+  /** What a bulk change would do to the last closed period's revenue; records nothing. */
+  previewChangeSet(principal: Principal, changeSet: Record<string, unknown>, options?: { rules?: Record<string, unknown> }): Promise<any>
+  /**
+   * One usage quantity (a decimal string) priced at every level of a subscription's resale chain, with
+   * margins.
+   */
+  priceChain(principal: Principal, subscription: string, meter: string, quantity: string, at: Date | string): Promise<any[]>
+  /**
+   * The node a principal acts at, `{id, kind}` (`unknown_node` if it is not in the channel, or once roles
+   * are in use if the principal holds no role there or above).
+   */
+  scopeOf(principal: Principal): Promise<{ id: string; kind: string }>
+  /** The engine's state (channel, catalogue, terms, policies, ...), unscoped. */
+  state(): Promise<any>
+  /** A month-end cut to tenant invoices (what showback reads). */
+  tenantMonthEnd(principal: Principal, period: string): Promise<any>
+  /** The scope of a bulk change on one tenant: the lists at the tenant and its subscriptions. */
+  tenantScope(tenant: string): Promise<any>
+  /** Check every issued document's stored body against its recorded hash. */
+  verifyDocuments(): Promise<{ intact: boolean; altered: any[] }>
+  /**
+   * A node the principal may see, `{id, kind}` (`unknown_node` when it does not exist or lies outside the
+   * principal's subtree).
+   */
+  visible(principal: Principal, id: string): Promise<{ id: string; kind: string }>
 }
 export type JsCms = Cms
 
@@ -134,6 +220,12 @@ export type JsSqliteStore = SqliteStore
 
 /** Every error code an `Error` of this package can carry in `code` (besides `panic`, an internal error). */
 export declare function errorCodes(): Array<string>
+
+/**
+ * Evaluate a conformance case of `tests/vectors/*.json` (its `kind` and `input`) and return what it gives,
+ * to compare with its `expect`. Throws an `Error` with `code` for a case that fails.
+ */
+export declare function evaluateVector(testCase: Record<string, unknown>): any
 
 /** Options of `Cms.ingestPage` (the TypeScript shape of the plain object it takes). */
 export interface IngestPageOptions {
@@ -233,6 +325,13 @@ export interface MonthEndSummary {
   /** Wall time, in milliseconds. */
   elapsedMs: number
 }
+
+/**
+ * Parse a Usage API response page (its JSON text: quantities are read exactly from it) into usage records
+ * without storing them; `source` names the page in errors (default `"page"`). Synchronous: a page is
+ * parsed in about a millisecond. Throws an `Error` with `code` (`bad_json`, `bad_meter_id`, ...).
+ */
+export declare function parseUsagePage(page: string, source?: string): { records: any[]; next_link: string | null }
 
 /**
  * Who acts: a principal id and the node whose subtree it acts in (the platform when `node` is left out).

@@ -199,8 +199,8 @@ fn describe(spec: &StoreSpec) -> String {
     }
 }
 
-/// The CMS engine on a store: every command and query of `cms_api::methods()` through `call`, and typed
-/// methods for the common ones.
+/// The CMS engine on a store: every command and query of `cms_api::methods()` through `call`, and a typed
+/// method for each of them (`camelCase` of the facade's name).
 ///
 /// Conventions (the same in every language): parameters and results are the facade's JSON with snake_case
 /// keys; decimals are strings (`"0.05"`, never numbers: a number with a fraction is refused as
@@ -773,6 +773,406 @@ impl JsCms {
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'env>> {
         self.typed(env, "verify_audit", |arguments| arguments.with_options(options))
+    }
+
+    /// Apply a bulk price change (the core's `ChangeSet` JSON): a new version of every list in its scope.
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string, changeSet: Record<string, unknown>",
+        ts_return_type = "Promise<{ seq: number }>"
+    )]
+    pub fn apply_change_set<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+        change_set: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "apply_change_set", |arguments| {
+            arguments.with("principal", principal)?.with("at", at)?.with("change_set", change_set)
+        })
+    }
+
+    /// Close a period: its month-end is stored as issued; later usage of it becomes adjustments.
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string, period: string",
+        ts_return_type = "Promise<null>"
+    )]
+    pub fn close_period<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+        period: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "close_period", |arguments| {
+            arguments.with("principal", principal)?.with("at", at)?.with("period", period)
+        })
+    }
+
+    /// Progressive billing: interim invoices for tenants whose running amount crossed their threshold.
+    #[napi(ts_args_type = "principal: Principal, at: Date | string", ts_return_type = "Promise<any[]>")]
+    pub fn issue_interim<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "issue_interim", |arguments| arguments.with("principal", principal)?.with("at", at))
+    }
+
+    /// Pull a stamp's provider Usage API (from its checkpoints, up to `until`) through the ingestion rules,
+    /// off the main thread. `config` holds `pull_region`'s parameters (snake_case, as `methods()` lists them).
+    #[napi(
+        ts_args_type = "config: { region: string; arm_endpoint: string; provider_subscription: string; tenant: string; client_id: string; client_secret: string; start: Date | string; until: Date | string; subscribers?: string[]; granularity?: 'hourly' | 'daily'; window_hours?: number; ca_certificates_pem?: string; allow_http?: boolean; max_attempts?: number }",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn pull_region<'env>(&self, env: &'env Env, config: Unknown<'_>) -> napi::Result<Object<'env>> {
+        self.typed(env, "pull_region", |arguments| arguments.with_options(config))
+    }
+
+    /// Retention: purge the raw usage of invoiced periods past the policy's age.
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string",
+        ts_return_type = "Promise<Array<{ period: string; deleted: number }>>"
+    )]
+    pub fn purge_usage<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "purge_usage", |arguments| arguments.with("principal", principal)?.with("at", at))
+    }
+
+    /// Record ingestion done outside the scheduler (an `IngestSummary`) as a job run of `source`, so its
+    /// refused and late records raise alerts.
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string, source: string, summary: Record<string, unknown>",
+        ts_return_type = "Promise<{ seq: number }>"
+    )]
+    pub fn record_ingestion<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+        source: Unknown<'_>,
+        summary: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "record_ingestion", |arguments| {
+            arguments
+                .with("principal", principal)?
+                .with("at", at)?
+                .with("source", source)?
+                .with("summary", summary)
+        })
+    }
+
+    /// Apply what other writers appended to the store since this session looked.
+    #[napi(ts_return_type = "Promise<null>")]
+    pub fn refresh<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.typed(env, "refresh", |arguments| Ok(arguments))
+    }
+
+    /// Recompute and store the drafts of the open months a range touches, for a tenant and/or region.
+    #[napi(
+        ts_args_type = "principal: Principal, period: string, options?: { tenant?: string; region?: string; rules?: Record<string, unknown> }",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn reprocess<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        period: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "reprocess", |arguments| {
+            arguments.with("principal", principal)?.with("period", period)?.with_options(options)
+        })
+    }
+
+    /// Re-rate a closed period after corrections: credit or debit notes for exactly the difference.
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string, period: string, reason: string",
+        ts_return_type = "Promise<any[]>"
+    )]
+    pub fn rerate<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+        period: Unknown<'_>,
+        reason: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "rerate", |arguments| {
+            arguments
+                .with("principal", principal)?
+                .with("at", at)?
+                .with("period", period)?
+                .with("reason", reason)
+        })
+    }
+
+    /// Void an issued invoice with a credit note cancelling it whole; resolves to the credit note.
+    #[napi(
+        ts_args_type = "principal: Principal, at: Date | string, number: string, reason: string",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn void_invoice<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        at: Unknown<'_>,
+        number: Unknown<'_>,
+        reason: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "void_invoice", |arguments| {
+            arguments
+                .with("principal", principal)?
+                .with("at", at)?
+                .with("number", number)?
+                .with("reason", reason)
+        })
+    }
+
+    /// The audit trail, for a principal that may read it.
+    #[napi(ts_args_type = "principal: Principal", ts_return_type = "Promise<any[]>")]
+    pub fn audit_records<'env>(&self, env: &'env Env, principal: Unknown<'_>) -> napi::Result<Object<'env>> {
+        self.typed(env, "audit_records", |arguments| arguments.with("principal", principal))
+    }
+
+    /// Check that a principal may run a query needing an action (`read_billing`, `read_audit`, ...) at its
+    /// scope: resolves to `null`, or rejects with `forbidden` / `policy_refused`.
+    #[napi(ts_args_type = "principal: Principal, action: string", ts_return_type = "Promise<null>")]
+    pub fn authorize_read<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        action: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "authorize_read", |arguments| {
+            arguments.with("principal", principal)?.with("action", action)
+        })
+    }
+
+    /// The rules documents are rounded with.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn billing_rules<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.typed(env, "billing_rules", |arguments| Ok(arguments))
+    }
+
+    /// Chargeback of a period as balanced journal lines.
+    #[napi(ts_args_type = "principal: Principal, period: string", ts_return_type = "Promise<any[]>")]
+    pub fn chargeback_journal<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        period: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "chargeback_journal", |arguments| {
+            arguments.with("principal", principal)?.with("period", period)
+        })
+    }
+
+    /// The ingestion checkpoints of every region and subscriber.
+    #[napi(ts_return_type = "Promise<any[]>")]
+    pub fn checkpoints<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.typed(env, "checkpoints", |arguments| Ok(arguments))
+    }
+
+    /// The stored drafts of a month (see `reprocess`).
+    #[napi(ts_args_type = "principal: Principal, period: string", ts_return_type = "Promise<any[]>")]
+    pub fn drafts<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        period: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "drafts", |arguments| arguments.with("principal", principal)?.with("period", period))
+    }
+
+    /// Every audit record and the chain's head, to keep elsewhere (unscoped).
+    #[napi(ts_return_type = "Promise<{ records: any[]; head: any }>")]
+    pub fn export_audit<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.typed(env, "export_audit", |arguments| Ok(arguments))
+    }
+
+    /// What the detection rules find at an instant, without recording anything (unscoped).
+    #[napi(ts_args_type = "at: Date | string", ts_return_type = "Promise<any[]>")]
+    pub fn findings<'env>(&self, env: &'env Env, at: Unknown<'_>) -> napi::Result<Object<'env>> {
+        self.typed(env, "findings", |arguments| arguments.with("at", at))
+    }
+
+    /// An issued document by number, checked against its recorded hash.
+    #[napi(
+        ts_args_type = "principal: Principal, number: string",
+        ts_return_type = "Promise<{ issued: any; document: any }>"
+    )]
+    pub fn issued_document<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        number: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "issued_document", |arguments| {
+            arguments.with("principal", principal)?.with("number", number)
+        })
+    }
+
+    /// The month-end documents of a period as the principal sees them (for statements).
+    #[napi(ts_args_type = "principal: Principal, period: string", ts_return_type = "Promise<any[]>")]
+    pub fn issued_in<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        period: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "issued_in", |arguments| {
+            arguments.with("principal", principal)?.with("period", period)
+        })
+    }
+
+    /// The whole month-end of a period from stored usage, unscoped (the operator's view); `rules`: other
+    /// billing rules.
+    #[napi(
+        ts_args_type = "period: string, options?: { rules?: Record<string, unknown> }",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn month_end_report<'env>(
+        &self,
+        env: &'env Env,
+        period: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "month_end_report", |arguments| {
+            arguments.with("period", period)?.with_options(options)
+        })
+    }
+
+    /// The month-end of a period computed under other commercial terms (`terms`, the core's JSON) and/or with
+    /// the prices in effect at `prices_at`; unscoped, records nothing (a closed period is recomputed).
+    #[napi(
+        ts_args_type = "period: string, options?: { prices_at?: Date | string; terms?: Record<string, unknown>; rules?: Record<string, unknown> }",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn month_end_in<'env>(
+        &self,
+        env: &'env Env,
+        period: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "month_end_in", |arguments| arguments.with("period", period)?.with_options(options))
+    }
+
+    /// One node of the principal's subtree (`unknown_node` outside it), statuses as of `at`.
+    #[napi(
+        ts_args_type = "principal: Principal, id: string, at: Date | string",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn node<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        id: Unknown<'_>,
+        at: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "node", |arguments| {
+            arguments.with("principal", principal)?.with("id", id)?.with("at", at)
+        })
+    }
+
+    /// What a bulk change would do to the last closed period's revenue; records nothing.
+    #[napi(
+        ts_args_type = "principal: Principal, changeSet: Record<string, unknown>, options?: { rules?: Record<string, unknown> }",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn preview_change_set<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        change_set: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "preview_change_set", |arguments| {
+            arguments.with("principal", principal)?.with("change_set", change_set)?.with_options(options)
+        })
+    }
+
+    /// One usage quantity (a decimal string) priced at every level of a subscription's resale chain, with
+    /// margins.
+    #[napi(
+        ts_args_type = "principal: Principal, subscription: string, meter: string, quantity: string, at: Date | string",
+        ts_return_type = "Promise<any[]>"
+    )]
+    pub fn price_chain<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        subscription: Unknown<'_>,
+        meter: Unknown<'_>,
+        quantity: Unknown<'_>,
+        at: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "price_chain", |arguments| {
+            arguments
+                .with("principal", principal)?
+                .with("subscription", subscription)?
+                .with("meter", meter)?
+                .with("quantity", quantity)?
+                .with("at", at)
+        })
+    }
+
+    /// The node a principal acts at, `{id, kind}` (`unknown_node` if it is not in the channel, or once roles
+    /// are in use if the principal holds no role there or above).
+    #[napi(ts_args_type = "principal: Principal", ts_return_type = "Promise<{ id: string; kind: string }>")]
+    pub fn scope_of<'env>(&self, env: &'env Env, principal: Unknown<'_>) -> napi::Result<Object<'env>> {
+        self.typed(env, "scope_of", |arguments| arguments.with("principal", principal))
+    }
+
+    /// The engine's state (channel, catalogue, terms, policies, ...), unscoped.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn state<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.typed(env, "state", |arguments| Ok(arguments))
+    }
+
+    /// A month-end cut to tenant invoices (what showback reads).
+    #[napi(ts_args_type = "principal: Principal, period: string", ts_return_type = "Promise<any>")]
+    pub fn tenant_month_end<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        period: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "tenant_month_end", |arguments| {
+            arguments.with("principal", principal)?.with("period", period)
+        })
+    }
+
+    /// The scope of a bulk change on one tenant: the lists at the tenant and its subscriptions.
+    #[napi(ts_args_type = "tenant: string", ts_return_type = "Promise<any>")]
+    pub fn tenant_scope<'env>(&self, env: &'env Env, tenant: Unknown<'_>) -> napi::Result<Object<'env>> {
+        self.typed(env, "tenant_scope", |arguments| arguments.with("tenant", tenant))
+    }
+
+    /// Check every issued document's stored body against its recorded hash.
+    #[napi(ts_return_type = "Promise<{ intact: boolean; altered: any[] }>")]
+    pub fn verify_documents<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.typed(env, "verify_documents", |arguments| Ok(arguments))
+    }
+
+    /// A node the principal may see, `{id, kind}` (`unknown_node` when it does not exist or lies outside the
+    /// principal's subtree).
+    #[napi(
+        ts_args_type = "principal: Principal, id: string",
+        ts_return_type = "Promise<{ id: string; kind: string }>"
+    )]
+    pub fn visible<'env>(
+        &self,
+        env: &'env Env,
+        principal: Unknown<'_>,
+        id: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        self.typed(env, "visible", |arguments| arguments.with("principal", principal)?.with("id", id))
     }
 }
 
