@@ -1,6 +1,7 @@
 //! Month-end partials for distributed engines (`cms.distributed`): a workload's setup built from the files
-//! a driver ships, usage rated from Arrow data into a partial (the accumulator's stable binary form), and
-//! partials merged and finished into the four outputs. See `cms_api::month_end::partial` for the rules.
+//! a driver ships, usage rated from Arrow data into a partial (the accumulator's stable binary form, carrying
+//! the setup's digest), partials merged (anywhere, in any tree) and finished into the four outputs. See
+//! `cms_api::month_end::partial` for the rules.
 //!
 //! Arrow data comes through the Arrow `PyCapsule` interface (`__arrow_c_stream__`: pyarrow Tables, record
 //! batch readers, and anything else that speaks it), imported zero-copy with arrow-rs's C stream reader:
@@ -16,7 +17,7 @@ use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::types::{Int64Type, UInt64Type};
 use arrow_array::{Array, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_schema::{DataType, Schema};
-use cms_api::month_end::partial::{FinishOptions, Setup};
+use cms_api::month_end::partial::{FinishOptions, Setup, merge};
 use cms_core::formats::usage_csv::USAGE_COLUMNS;
 use cms_core::{CmsError, Location};
 use pyo3::prelude::*;
@@ -293,10 +294,23 @@ impl PySetup {
                         offset += batch.num_rows() as u64;
                     }
                 }
-                Ok(accumulator.to_bytes())
+                Ok(setup.partial(&mut accumulator))
             })
             .map_err(PyCmsError)?;
         Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Merge partials (in the order given) into one partial, without a setup: for merging a tree of partials
+    /// on workers before the driver finishes. All must come from one setup.
+    ///
+    /// Raises:
+    ///     `CmsError`: a damaged partial or one of another setup (`bad_record`, naming it as
+    ///         `partials record N`), or no partials.
+    #[staticmethod]
+    fn merge<'py>(py: Python<'py>, partials: Vec<Bound<'py, PyBytes>>) -> PyResult<Bound<'py, PyBytes>> {
+        let parts: Vec<&[u8]> = partials.iter().map(PyBytesMethods::as_bytes).collect();
+        let merged = py.detach(|| merge(parts.iter().copied())).map_err(PyCmsError)?;
+        Ok(PyBytes::new(py, &merged))
     }
 
     /// Merge partials (in the order given), bill, and write the four outputs (and FOCUS exports); returns

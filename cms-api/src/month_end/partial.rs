@@ -10,9 +10,18 @@
 //!   (property-tested in `cms-core`'s `rating/accumulator/wire.rs`).
 //!
 //! Partitions that share subscriptions still give the same *outputs* when merged in file order (a key's
-//! later row wins on merge too), but the summary's duplicate and correction counts may differ when one key
-//! is corrected across partitions; `cms.distributed` in the Python binding therefore hashes the folded
+//! later row wins on merge too), but **a correction landing in another partition than the row it corrects
+//! is not detected as such**: merging keeps the quantity of the partial merged last, whatever the rows'
+//! order in the file, and the summary's duplicate and correction counts may differ from one process's.
+//! Nothing in a partial records when a row was read, so no merge can restore file order across partitions;
+//! partitioning by subscription makes the question moot, since every row of a key then lies in one
+//! partition, in file order. `cms.distributed` in the Python binding therefore hashes the folded
 //! subscription id to pick a partition and keeps each partition's rows in file order.
+//!
+//! Every partial carries the SHA-256 digest of the setup it was rated under ([`Setup::partial`]), and the
+//! accumulator's form its own digest: [`Setup::finish`] refuses a damaged partial, a partial rated under
+//! another setup (another month, channel or price list) and a partial holding a subscription the setup does
+//! not know, each naming the partial, instead of billing a month that is quietly wrong.
 //!
 //! What a worker needs is the workload's setup (`plan.json`, `hierarchy.csv`, `subscriptions.csv`,
 //! `prices.csv`, `commission.csv`: [`SETUP_FILES`], a few kilobytes to megabytes), shipped as bytes
@@ -32,6 +41,7 @@ use cms_core::model::hierarchy::Hierarchy;
 use cms_core::model::terms::CommercialTerms;
 use cms_core::model::time::Period;
 use cms_core::rating::UsageAccumulator;
+use sha2::{Digest, Sha256};
 
 use super::{Summary, io_error, open};
 
@@ -45,6 +55,77 @@ pub struct Setup {
     pub(super) hierarchy: Hierarchy,
     pub(super) terms: CommercialTerms,
     known: KnownSubscriptions,
+    digest: [u8; 32],
+}
+
+/// The digest of the setup files: SHA-256 of a label, then each of [`SETUP_FILES`] in order as its name, a
+/// zero byte, its length (8 bytes, little endian) and its bytes.
+fn setup_digest(files: &[&[u8]; 5]) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(b"cms month-end setup\0");
+    for (name, bytes) in SETUP_FILES.iter().zip(files) {
+        digest.update(name.as_bytes());
+        digest.update([0]);
+        digest.update((bytes.len() as u64).to_le_bytes());
+        digest.update(bytes);
+    }
+    digest.finalize().into()
+}
+
+/// The first bytes of a digest in hex, to name it in messages.
+fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(8).fold(String::with_capacity(16), |mut text, byte| {
+        text.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        text.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+        text
+    })
+}
+
+/// A partial's error renamed to the partial (its index in the input), as `partials record N`.
+fn in_partial(index: usize, error: CmsError) -> CmsError {
+    match error {
+        CmsError::BadRecord { reason, .. } => {
+            CmsError::BadRecord { at: Location::record("partials", index as u64), reason }
+        }
+        other => other,
+    }
+}
+
+/// Merge partials into one (in the order given: see the module documentation), keeping the setup digest
+/// they share: a tree of merges (on workers, say) gives what [`Setup::finish`] would merge from the leaves.
+///
+/// Errors: `bad_record` naming the partial (`partials record N`) for a damaged one or one rated under
+/// another setup than the first; `bad_record` for no partials at all; `invalid_period` for another month.
+pub fn merge<'p>(partials: impl IntoIterator<Item = &'p [u8]>) -> Result<Vec<u8>, CmsError> {
+    let mut merged: Option<(UsageAccumulator, Vec<u8>)> = None;
+    for (index, bytes) in partials.into_iter().enumerate() {
+        let (part, origin) =
+            UsageAccumulator::from_bytes_with_origin(bytes).map_err(|error| in_partial(index, error))?;
+        match &mut merged {
+            None => merged = Some((part, origin)),
+            Some((total, first)) => {
+                if origin != *first {
+                    return Err(in_partial(
+                        index,
+                        CmsError::BadRecord {
+                            at: Location::whole("partials"),
+                            reason: format!(
+                                "rated under another setup (setup digest {}) than partial 0 ({})",
+                                short_hex(&origin),
+                                short_hex(first)
+                            ),
+                        },
+                    ));
+                }
+                total.merge(part)?;
+            }
+        }
+    }
+    let (mut total, origin) = merged.ok_or_else(|| CmsError::BadRecord {
+        at: Location::whole("partials"),
+        reason: "no partials to merge".into(),
+    })?;
+    Ok(total.to_bytes_with_origin(&origin))
 }
 
 impl Setup {
@@ -84,7 +165,20 @@ impl Setup {
             usage: UsageInput::Csv(&mut std::io::empty()),
         })?;
         let known = KnownSubscriptions::new(&hierarchy);
-        Ok(Self { plan, hierarchy, terms, known })
+        let digest = setup_digest(&[
+            file(SETUP_FILES[0])?,
+            file(SETUP_FILES[1])?,
+            file(SETUP_FILES[2])?,
+            file(SETUP_FILES[3])?,
+            file(SETUP_FILES[4])?,
+        ]);
+        Ok(Self { plan, hierarchy, terms, known, digest })
+    }
+
+    /// The SHA-256 digest of the setup files (see the module documentation), which every partial rated
+    /// under this setup carries.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 
     /// The month billed.
@@ -100,6 +194,12 @@ impl Setup {
     /// An empty accumulator of the period, to [`ingest`](Self::ingest) a partition's rows into.
     pub fn accumulator(&self) -> UsageAccumulator {
         UsageAccumulator::new(self.plan.period)
+    }
+
+    /// An accumulator's partial: its binary form carrying this setup's [`digest`](Self::digest), as
+    /// [`Self::finish`] and [`merge`] expect it.
+    pub fn partial(&self, accumulator: &mut UsageAccumulator) -> Vec<u8> {
+        accumulator.to_bytes_with_origin(&self.digest)
     }
 
     /// Apply one usage row given as the text of its fields in `usage.csv`'s column order
@@ -124,6 +224,14 @@ impl Setup {
 
     /// Merge partials in their binary form (in the order given: see the module documentation), bill, and
     /// write the outputs as [`super::run`] does; returns its summary (`threads` is the number of partials).
+    ///
+    /// Partials must come from usage partitioned by subscription for the result to be the single-process
+    /// month-end: a correction whose row lies in another partition than the row it corrects is not detected
+    /// (the partial merged last wins).
+    ///
+    /// Errors name the partial (`partials record N`): `bad_record` for a damaged one or one rated under
+    /// another setup (or written without a setup digest), `unknown_subscription` for one holding usage of a
+    /// subscription outside this setup's channel.
     pub fn finish<'p>(
         &self,
         partials: impl IntoIterator<Item = &'p [u8]>,
@@ -133,12 +241,34 @@ impl Setup {
         let mut total = self.accumulator();
         let mut count = 0u64;
         for (index, bytes) in partials.into_iter().enumerate() {
-            let part = UsageAccumulator::from_bytes(bytes).map_err(|error| match error {
-                CmsError::BadRecord { reason, .. } => {
-                    CmsError::BadRecord { at: Location::record("partials", index as u64), reason }
-                }
-                other => other,
-            })?;
+            let (part, origin) =
+                UsageAccumulator::from_bytes_with_origin(bytes).map_err(|error| in_partial(index, error))?;
+            if origin != self.digest {
+                let reason = if origin.is_empty() {
+                    "carries no setup digest: write partials with the setup (Setup::partial), not the bare \
+                     accumulator"
+                        .to_owned()
+                } else {
+                    format!(
+                        "rated under another setup (setup digest {}, period {}) than this month-end's ({}, \
+                         period {}): rate every partition with the same setup files",
+                        short_hex(&origin),
+                        part.period(),
+                        short_hex(&self.digest),
+                        self.period()
+                    )
+                };
+                return Err(in_partial(
+                    index,
+                    CmsError::BadRecord { at: Location::whole("partials"), reason },
+                ));
+            }
+            if let Some(unknown) = part.subscriptions().find(|subscription| !self.knows(subscription)) {
+                return Err(CmsError::UnknownSubscription {
+                    at: Location::record("partials", index as u64),
+                    subscription: unknown.to_owned(),
+                });
+            }
             total.merge(part)?;
             count += 1;
         }

@@ -443,6 +443,11 @@ impl UsageAccumulator {
         self.series.len()
     }
 
+    /// The subscriptions of the series seen, each once in its first spelling, in the order first seen.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
+        self.subscription_names.iter().map(AsRef::as_ref)
+    }
+
     /// Take one row. `at` names the row for errors and is only called on error.
     ///
     /// Refuses (without changing anything) a row whose interval does not end after it starts.
@@ -940,6 +945,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn other_format_versions_are_refused_naming_the_version() {
+        let mut bytes = run(&[row("s", 0, "1.5")]).to_bytes();
+        assert_eq!(&bytes[..8], wire::MAGIC);
+        for version in [1u8, wire::VERSION + 1, 255] {
+            bytes[7] = version;
+            let error = UsageAccumulator::from_bytes(&bytes).unwrap_err();
+            assert_eq!(error.code(), "bad_record");
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!(
+                    "format version {version} (this library reads version {})",
+                    wire::VERSION
+                )),
+                "{message}"
+            );
+        }
+        let error = UsageAccumulator::from_bytes(b"PAR1\0\0\0\x02").unwrap_err();
+        assert!(error.to_string().contains("not a CMS accumulator"), "{error}");
+    }
+
+    #[test]
+    fn the_origin_travels_with_the_bytes() {
+        let mut accumulator = run(&[row("s", 0, "1.5"), row("T", 3, "2")]);
+        let (_, origin) = UsageAccumulator::from_bytes_with_origin(&accumulator.to_bytes()).unwrap();
+        assert!(origin.is_empty());
+        let bytes = accumulator.to_bytes_with_origin(b"setup 42");
+        let (read, origin) = UsageAccumulator::from_bytes_with_origin(&bytes).unwrap();
+        assert_eq!(origin, b"setup 42");
+        assert_eq!(read.subscriptions().collect::<Vec<_>>(), ["s", "T"]);
+        assert_eq!(read.finish(), accumulator.finish());
+    }
+
     fn arbitrary_rows() -> impl Strategy<Value = Vec<Row>> {
         let quantity = prop_oneof![
             (0i64..10_000_000_000).prop_map(|m| Decimal::new(m, 6)),
@@ -1096,24 +1134,38 @@ mod tests {
             prop_assert_eq!(left.finish(), first.finish());
         }
 
-        /// Hostile bytes are refused, never a panic: arbitrary input, and every truncation and a bit flip of
-        /// a real accumulator.
+        /// Hostile bytes are refused, never a panic: arbitrary input, with or without the magic bytes.
         #[test]
-        fn hostile_bytes_are_refused(rows in arbitrary_rows(), noise in proptest::collection::vec(any::<u8>(), 0..200), flip in any::<usize>()) {
-            prop_assert!(UsageAccumulator::from_bytes(&noise).is_err());
+        fn hostile_bytes_are_refused(noise in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert_eq!(UsageAccumulator::from_bytes(&noise).unwrap_err().code(), "bad_record");
             let mut with_magic = wire::MAGIC.to_vec();
             with_magic.extend(&noise);
-            let _ = UsageAccumulator::from_bytes(&with_magic);
-            let bytes = run(&rows).to_bytes();
-            let step = (bytes.len() / 40).max(1);
-            for end in (0..bytes.len()).step_by(step).chain([bytes.len() - 1]) {
-                let error = UsageAccumulator::from_bytes(&bytes[..end]).unwrap_err();
-                prop_assert_eq!(error.code(), "bad_record");
-            }
-            let mut flipped = bytes.clone();
-            let index = flip % flipped.len();
-            flipped[index] ^= 1 << (flip % 8);
-            let _ = UsageAccumulator::from_bytes(&flipped);
+            prop_assert_eq!(UsageAccumulator::from_bytes(&with_magic).unwrap_err().code(), "bad_record");
+        }
+
+        /// Damage is detected: any byte of a real accumulator changed (to any other value), or any truncation,
+        /// is refused with `bad_record`, never read as other usage.
+        #[test]
+        fn any_changed_byte_or_truncation_is_refused(
+            rows in arbitrary_rows(),
+            origin in proptest::collection::vec(any::<u8>(), 0..40),
+            position in any::<usize>(),
+            change in 1u8..=255,
+            cut in any::<usize>(),
+        ) {
+            let bytes = run(&rows).to_bytes_with_origin(&origin);
+            let (read, read_origin) = UsageAccumulator::from_bytes_with_origin(&bytes).unwrap();
+            prop_assert_eq!(&read_origin, &origin);
+            prop_assert_eq!(read.finish(), run(&rows).finish());
+            let mut changed = bytes.clone();
+            changed[position % bytes.len()] ^= change;
+            let error = UsageAccumulator::from_bytes(&changed).unwrap_err();
+            prop_assert_eq!(error.code(), "bad_record", "{}", error);
+            let error = UsageAccumulator::from_bytes(&bytes[..cut % bytes.len()]).unwrap_err();
+            prop_assert_eq!(error.code(), "bad_record", "{}", error);
+            let mut longer = bytes.clone();
+            longer.push(change);
+            prop_assert_eq!(UsageAccumulator::from_bytes(&longer).unwrap_err().code(), "bad_record");
         }
 
         /// Split a stream anywhere, accumulate the parts, merge them in order: the same as one stream.
@@ -1131,6 +1183,8 @@ mod tests {
             let stats = left.stats().clone();
             let merged = left.finish();
             prop_assert_eq!(totals(&merged), totals(&whole));
+            prop_assert_eq!(&merged.by_meter, &whole.by_meter, "first spellings and sums");
+            prop_assert_eq!(&merged.by_series, &whole.by_series, "series, resources and locations");
             prop_assert_eq!((stats.rows, stats.accepted, stats.duplicates + stats.corrections),
                 (whole_stats.rows, whole_stats.accepted, whole_stats.duplicates + whole_stats.corrections));
         }

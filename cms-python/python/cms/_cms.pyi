@@ -99,6 +99,9 @@ class MonthEndSetup:
         """The period billed, ``YYYY-MM``."""
     def rate_arrow(self, tables: Sequence[Any], sources: Sequence[str]) -> bytes:
         """Rate Arrow tables of usage (``__arrow_c_stream__``, columns as strings), in order, into a partial."""
+    @staticmethod
+    def merge(partials: Sequence[bytes]) -> bytes:
+        """Merge partials (in the order given) into one partial; all must come from one setup."""
     def finish(
         self, partials: Sequence[bytes], out: str, strict: bool = False, focus_out: Optional[str] = None
     ) -> str:

@@ -1,20 +1,29 @@
 //! The accumulator's stable binary form, for shipping partial month-ends between processes (Dask and
 //! Spark workers, files): rate a partition anywhere, send its accumulator, merge, finalise once.
 //!
-//! Layout: the 8 bytes `CMSACC\0\x01` (magic and format version 1), then a [`postcard`] encoding of
-//! [`Snapshot`]. postcard's wire format is specified and stable since its 1.0 (varint integers, length
-//! prefixed sequences), so version 1 of this form reads the same with any postcard 1.x. Any change to
-//! [`Snapshot`] takes a new version number; readers refuse versions they do not know.
+//! Layout (format version 2): the 8 bytes `CMSACC\0\x02` (magic and format version), a [`postcard`]
+//! encoding of [`Snapshot`], then the 32-byte SHA-256 digest of everything before it. postcard's wire
+//! format is specified and stable since its 1.0 (varint integers, length prefixed sequences), so version 2
+//! of this form reads the same with any postcard 1.x. Any change to [`Snapshot`] or to the layout takes a
+//! new version number; readers refuse versions they do not know (version 1 had neither the origin nor the
+//! digest).
+//!
+//! The snapshot starts with an *origin*: opaque bytes naming what the accumulator was rated under (the
+//! month-end's setup digest in `cms_api::month_end::partial`), empty when none was given; a reader gets it
+//! back with [`UsageAccumulator::from_bytes_with_origin`] and decides whether it fits.
 //!
 //! Hourly slots travel as each series' presence bitmap and the values of its present hours in order (micro-
 //! units, zigzag varints: a few bytes an hour); values that are not micro-units as exact decimal text.
-//! Reading checks every invariant (indices, bitmap sizes, value counts, period) and refuses a damaged or
-//! hostile input with `bad_record`, never panicking.
+//! Reading first checks the digest, so a changed or cut byte anywhere (a bit flipped in storage or
+//! transit, a truncated file) is refused with `bad_record` before anything is decoded; it then checks every
+//! invariant (indices, bitmap sizes, value counts, period), so even a well-formed hostile input is refused
+//! with `bad_record`, never a panic. The digest detects damage, not forgery: anyone can write a valid form.
 
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{
     EMPTY, Folded, IngestStats, SPILLED, Series, SeriesKey, UsageAccumulator, intern, intern_folded,
@@ -24,12 +33,18 @@ use crate::model::meter::MeterId;
 use crate::model::time::Period;
 
 /// Magic bytes and the format version.
-pub const MAGIC: &[u8; 8] = b"CMSACC\0\x01";
+pub const MAGIC: &[u8; 8] = b"CMSACC\0\x02";
+/// The format version this library writes and reads (the last byte of [`MAGIC`]).
+pub const VERSION: u8 = MAGIC[7];
+/// Bytes of the SHA-256 digest that ends the form.
+pub const DIGEST_BYTES: usize = 32;
 
-/// What version 1 holds. Only plain types (integers, strings, sequences) so the form never depends on how
+/// What version 2 holds. Only plain types (integers, strings, sequences) so the form never depends on how
 /// another type chooses to serialise itself; decimals travel as their exact text.
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
+    /// What the accumulator was rated under (opaque to this module; empty when not given).
+    origin: Vec<u8>,
     /// The period's start and end, Unix seconds.
     period: (i64, i64),
     subscriptions: Vec<String>,
@@ -76,9 +91,15 @@ fn damaged(reason: impl Into<String>) -> CmsError {
 }
 
 impl UsageAccumulator {
-    /// The accumulator in its stable binary form (see [`self::wire`](crate::rating::accumulator)). Batched
-    /// rows are applied first.
+    /// The accumulator in its stable binary form (see [`self::wire`](crate::rating::accumulator)), with no
+    /// origin. Batched rows are applied first.
     pub fn to_bytes(&mut self) -> Vec<u8> {
+        self.to_bytes_with_origin(&[])
+    }
+
+    /// The accumulator in its stable binary form, carrying `origin` (what it was rated under, e.g. a digest
+    /// of the setup) for [`Self::from_bytes_with_origin`] to hand back. Batched rows are applied first.
+    pub fn to_bytes_with_origin(&mut self, origin: &[u8]) -> Vec<u8> {
         self.flush();
         let words = self.slots.words;
         let series = self
@@ -109,6 +130,7 @@ impl UsageAccumulator {
             .collect();
         let stats = &self.stats;
         let snapshot = Snapshot {
+            origin: origin.to_vec(),
             period: (self.start, self.end),
             subscriptions: self.subscription_names.iter().map(ToString::to_string).collect(),
             locations: self.location_names.iter().map(ToString::to_string).collect(),
@@ -140,25 +162,45 @@ impl UsageAccumulator {
         let mut bytes = MAGIC.to_vec();
         // Serialising plain data into a Vec cannot fail; an empty tail would be refused on reading.
         bytes.extend(postcard::to_allocvec(&snapshot).unwrap_or_default());
+        let digest = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&digest);
         bytes
     }
 
-    /// Read an accumulator written by [`Self::to_bytes`]. A damaged, truncated or foreign input, or another
-    /// format version, is refused with `bad_record`.
+    /// Read an accumulator written by [`Self::to_bytes`] (its origin, if any, is ignored). A damaged,
+    /// truncated or foreign input, or another format version, is refused with `bad_record`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CmsError> {
-        let Some(payload) = bytes.strip_prefix(&MAGIC[..]) else {
+        Self::from_bytes_with_origin(bytes).map(|(accumulator, _)| accumulator)
+    }
+
+    /// Read an accumulator written by [`Self::to_bytes_with_origin`], with the origin it carries (empty
+    /// when none was given). Refusals as [`Self::from_bytes`].
+    pub fn from_bytes_with_origin(bytes: &[u8]) -> Result<(Self, Vec<u8>), CmsError> {
+        let Some(checked) = bytes.strip_prefix(&MAGIC[..]) else {
             return Err(match (bytes.get(..7), bytes.get(7)) {
                 (Some(head), Some(version)) if head == &MAGIC[..7] => {
-                    damaged(format!("format version {version} (this library reads version 1)"))
+                    damaged(format!("format version {version} (this library reads version {VERSION})"))
                 }
                 _ => damaged("not a CMS accumulator (the magic bytes are missing)"),
             });
         };
+        let Some(split) = checked.len().checked_sub(DIGEST_BYTES) else {
+            return Err(damaged(format!("{} bytes: truncated (shorter than its digest)", bytes.len())));
+        };
+        let (payload, digest) = checked.split_at(split);
+        if Sha256::digest(&bytes[..MAGIC.len() + split])[..] != *digest {
+            return Err(damaged(format!(
+                "damaged: the SHA-256 digest of its {} bytes does not match (changed or truncated in storage \
+                 or transit)",
+                bytes.len()
+            )));
+        }
         let (snapshot, rest): (Snapshot, &[u8]) =
             postcard::take_from_bytes(payload).map_err(|error| damaged(format!("undecodable: {error}")))?;
         if !rest.is_empty() {
             return Err(damaged(format!("{} bytes after the end", rest.len())));
         }
+        let origin = snapshot.origin;
         let (start, end) = snapshot.period;
         let instant = |seconds: i64| chrono::DateTime::from_timestamp(seconds, 0);
         let period = match (instant(start), instant(end)) {
@@ -207,7 +249,7 @@ impl UsageAccumulator {
             after_period: stats.after_period,
             correction_samples: samples,
         };
-        Ok(accumulator)
+        Ok((accumulator, origin))
     }
 
     fn read_series(&mut self, number: usize, snapshot: SeriesSnapshot) -> Result<(), CmsError> {
