@@ -7,7 +7,10 @@ Spark's JVM start is not either.
 usage: .venv/bin/python benches/distributed_scaling.py [--subscriptions 250] [--runs 3] [--spark]
 
 Build the Python module in release first (`VIRTUAL_ENV=.venv .venv/bin/maturin develop --release -m
-cms-python/Cargo.toml`): a debug build measures the debug build. The CLI is built in release by this script.
+cms-python/Cargo.toml`, or a release wheel installed into a folder put first on PYTHONPATH): a debug build
+measures the debug build. The CLI is built in release by this script. The report names the commit (and
+whether the tree had local changes), the date, the module the driver and the Dask workers loaded, and the
+load average before and after, since another job on the machine slows every run.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ def outputs(folder: Path) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in OUTPUTS}
 
 
+def native_module() -> str:
+    """Where this process's ``cms._cms`` comes from (run on the Dask workers too)."""
+    import importlib
+
+    return str(importlib.import_module("cms._cms").__file__)
+
+
 def timed(runs: int, job: Callable[[Path], Any], expected: dict[str, bytes] | None, scratch: Path) -> list[float]:
     times = []
     for run in range(runs):
@@ -54,6 +64,14 @@ def main() -> None:
     arguments = parser.parse_args()
 
     import cms.distributed
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_before = os.getloadavg()
+    module = native_module()
+    worker_modules: set[str] = set()
 
     work = Path(os.environ.get("CMS_BENCH_DIR", "/tmp/cms-bench"))
     data = work / f"m{arguments.subscriptions}"
@@ -84,7 +102,8 @@ def main() -> None:
         for workers in (1, 2):
             with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                               dashboard_address=None, local_directory=str(scratch / "dask")) as cluster, \
-                    Client(cluster) as client:
+                    Client(cluster.scheduler_address) as client:
+                worker_modules.update(client.run(native_module).values())
                 job = lambda out, client=client: cms.distributed.month_end_dask(data, out, client=client)
                 results.append((f"Dask LocalCluster, {workers} worker(s)", timed(arguments.runs, job, expected, scratch)))
 
@@ -108,8 +127,13 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
     base = statistics.median(results[0][1])
+    load_after = os.getloadavg()
     print(f"\n{arguments.subscriptions}-subscription month, {rows:,} usage rows; {os.cpu_count()} cores, "
-          f"{platform.processor() or platform.machine()}; median of {arguments.runs}; outputs identical\n")
+          f"{platform.processor() or platform.machine()}; median of {arguments.runs}; outputs identical")
+    print(f"commit {commit}{' with local changes' if dirty else ''}, {started}; module {module}"
+          f"{'' if worker_modules <= {module} else f' (Dask workers: {sorted(worker_modules)})'}")
+    print(f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}\n")
     print("| run | wall (s) | vs CLI, 1 thread |")
     print("|---|---:|---:|")
     for name, times in results:

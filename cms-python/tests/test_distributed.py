@@ -1,7 +1,9 @@
 """``cms.distributed``: the month-end in partials on Dask (a ``LocalCluster`` of 2 worker processes) and on
 Spark (local mode), on the 250-subscription month of ../shared/bench/gen_month.py, writes byte for byte what
-``cms month-end`` writes; partials merge in any order; bad input is named; and a test without Java or
-pyspark says so (skipped with the reason), unless ``CMS_REQUIRE_SPARK=1`` makes it fail instead."""
+``cms month-end`` writes; so do a Dask DataFrame, a glob of several files and subscriptions spelt in several
+cases; partials merge in any order and grouping (on the workers too), and partials of other setup files,
+damaged or unknown ones are refused; bad input is named; and a test without Java or pyspark says so (skipped
+with the reason), unless ``CMS_REQUIRE_SPARK=1`` makes it fail instead."""
 
 from __future__ import annotations
 
@@ -63,7 +65,8 @@ def dask_client() -> Iterator[Any]:
         host="127.0.0.1",
         dashboard_address=None,
         local_directory=os.path.join(os.environ.get("TMPDIR", "/tmp"), "cms-dask-scratch"),
-    ) as cluster, Client(cluster) as client:
+    ) as cluster, Client(cluster.scheduler_address) as client:
+        # Connected by address, as a client reaches a real scheduler (``tcp://host:8786``).
         yield client
 
 
@@ -105,6 +108,123 @@ def test_partials_merge_in_any_order(small_workload: Path, tmp_path: Path) -> No
         summary = cms.distributed.finish(files, [partials[index] for index in order], out)
         assert _files(out) == _files(tmp_path / "single"), order
         assert _counts(summary) == _counts(expected)
+
+
+def _cli(data: Path, out: Path) -> dict[str, bytes]:
+    run([*cms_cli(), "month-end", "--data", str(data), "--out", str(out)])
+    return _files(out)
+
+
+def test_dask_dataframe_and_multi_file_glob_equal_the_cli(
+    small_workload: Path, dask_client: Any, tmp_path: Path
+) -> None:
+    import dask.dataframe as dd
+    import pandas as pd
+
+    expected = _cli(small_workload, tmp_path / "cli")
+    single = cms.month_end(small_workload, tmp_path / "single", threads=1)
+    lines = (small_workload / "usage.csv").read_text().splitlines()
+    # The usage in three files (each with the header), read through one glob, in name order.
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    body = lines[1:]
+    for number, start in enumerate(range(0, len(body), 9)):
+        (parts / f"usage-{number}.csv").write_text("\n".join([lines[0], *body[start : start + 9]]) + "\n")
+    assert len(list(parts.glob("usage-*.csv"))) == 3
+    summary = cms.distributed.month_end_dask(
+        small_workload, tmp_path / "glob", client=dask_client, usage=parts / "usage-*.csv", partitions=3
+    )
+    assert _files(tmp_path / "glob") == expected
+    assert _counts(summary) == _counts(single)
+
+    # An existing Dask DataFrame (text columns, partitions in file order), merged as a tree on the workers.
+    frame = pd.read_csv(small_workload / "usage.csv", dtype=str, keep_default_na=False)
+    usage = dd.from_pandas(frame, npartitions=4, sort=False)
+    assert usage.npartitions == 4
+    summary = cms.distributed.month_end_dask(
+        small_workload, tmp_path / "frame", client=dask_client, usage=usage, partitions=5, merge_every=2
+    )
+    assert _files(tmp_path / "frame") == expected
+    assert _counts(summary) == _counts(single)
+    assert summary["threads"] == 2, "5 partials merged in pairs on the workers, then 3, then 2 reach the client"
+
+    # Numbers that are not text are refused, not rounded through a float.
+    floats = dd.from_pandas(frame.astype({"quantity": "float64"}), npartitions=2, sort=False)
+    with pytest.raises(cms.InputError) as raised:
+        cms.distributed.month_end_dask(small_workload, tmp_path / "floats", client=dask_client, usage=floats)
+    assert "column quantity is" in str(raised.value) and "not strings" in str(raised.value), str(raised.value)
+    assert "dataframe partition" in str(raised.value), str(raised.value)
+
+
+def test_merge_grouping_and_place_do_not_matter(small_workload: Path, dask_client: Any, tmp_path: Path) -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    expected = cms.month_end(small_workload, tmp_path / "single", threads=1)
+    frame = pd.read_csv(small_workload / "usage.csv", dtype=str, keep_default_na=False)
+    keys = cms.distributed.partition_of(frame["subscription_id"], 4)
+    files = cms.distributed.setup_files(small_workload)
+    p = [
+        cms.distributed.rate(files, [pa.Table.from_pandas(frame[keys == part], preserve_index=False)], [str(part)])
+        for part in range(4)
+    ]
+    merge = cms.distributed.merge
+    left = merge([merge([p[0], p[1]]), merge([p[2], p[3]])])
+    right = merge([p[0], merge([p[1], merge([p[2], p[3]])])])
+    flat = merge(p)
+    assert left == right == flat, "one order, any grouping: the very same partial"
+    on_workers = dask_client.submit(merge, [dask_client.submit(merge, p[:2]), dask_client.submit(merge, p[2:])])
+    assert on_workers.result() == flat, "merged on the workers, the same bytes"
+    backwards = merge([merge([p[3], p[2]]), p[1], p[0]])
+    for name, partials in {"left": [left], "backwards": [backwards], "mixed": [p[2], merge([p[0], p[3]]), p[1]]}.items():
+        summary = cms.distributed.finish(files, partials, tmp_path / name)
+        assert _files(tmp_path / name) == _files(tmp_path / "single"), name
+        assert _counts(summary) == _counts(expected), name
+
+    # Partials of other setup files (another price list), damaged ones and none at all are refused, named.
+    repriced = dict(files)
+    repriced["prices.csv"] = files["prices.csv"].replace(b"0.008", b"0.009")
+    foreign = cms.distributed.rate(repriced, [pa.Table.from_pandas(frame, preserve_index=False)], ["all"])
+    with pytest.raises(cms.InputError) as raised:
+        cms.distributed.finish(files, [p[0], foreign], tmp_path / "foreign")
+    assert raised.value.code == "bad_record" and "another setup" in str(raised.value), str(raised.value)
+    assert "partials record 1" in str(raised.value), str(raised.value)
+    with pytest.raises(cms.InputError) as raised:
+        merge([p[0], foreign])
+    assert "another setup" in str(raised.value), str(raised.value)
+    damaged = bytearray(flat)
+    damaged[len(damaged) // 2] ^= 0x10
+    with pytest.raises(cms.InputError) as raised:
+        merge([p[0], bytes(damaged)])
+    assert raised.value.code == "bad_record" and "partials record 1" in str(raised.value), str(raised.value)
+    with pytest.raises(cms.InputError) as raised:
+        merge([])
+    assert raised.value.code == "bad_record"
+
+
+def test_subscription_spellings_and_corrections_through_dask_equal_the_cli(
+    small_workload: Path, dask_client: Any, tmp_path: Path
+) -> None:
+    # Every other row's subscription upper-cased, and a correction of the first row in the other spelling.
+    usage = small_workload / "usage.csv"
+    lines = usage.read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows[1::2]:
+        row[0] = row[0].upper()
+    corrected = list(rows[0])
+    corrected[0] = corrected[0].upper() if corrected[0] == corrected[0].lower() else corrected[0].lower()
+    corrected[4] = "12.500000"
+    rows.append(corrected)
+    usage.write_text("\n".join([lines[0], *(",".join(row) for row in rows)]) + "\n")
+    assert len({row[0] for row in rows}) > len({row[0].lower() for row in rows}), "several spellings"
+    expected = _cli(small_workload, tmp_path / "cli")
+    single = cms.month_end(small_workload, tmp_path / "single", threads=1)
+    assert single["corrections"] == 1
+    for partitions in (2, 3, 5):
+        out = tmp_path / f"dask-{partitions}"
+        summary = cms.distributed.month_end_dask(small_workload, out, client=dask_client, partitions=partitions)
+        assert _files(out) == expected, partitions
+        assert _counts(summary) == _counts(single), partitions
 
 
 def test_dask_without_a_client_and_bad_rows_are_named(small_workload: Path, tmp_path: Path) -> None:

@@ -6,7 +6,18 @@ versioned binary form, a few bytes per usage hour), the partials travel to the d
 merges them and writes the four outputs once. The result is byte for byte the single-process month-end
 (``cms.month_end``, ``cms month-end``): every natural key lives in one partition, so duplicates and
 corrections resolve exactly as one process resolves them, and partials of disjoint subscriptions merge in
-any order.
+any order and grouping (:func:`merge` merges a group anywhere, e.g. as a tree on the workers).
+
+Partitioning by subscription is what makes it exact. Partials hold quantities, not the order in which rows
+were read, so a *correction landing in another partition than the row it corrects is not detected*: the
+partial merged last wins, whatever the rows' order in the file, and the summary's duplicate and
+correction counts differ from one process's. The helpers here always partition by the case-folded
+subscription id, so every spelling of a subscription (and every row of a natural key) meets in one
+partition, in file order; code that calls :func:`rate` itself must do the same.
+
+Every partial carries the digest of the setup files it was rated under, and its own checksum: finishing
+refuses a damaged partial, one rated under other setup files, and one holding a subscription outside
+the setup's channel, each named (``partials record N``).
 
 What reaches the workers: the workload's setup files (``plan.json``, ``hierarchy.csv``,
 ``subscriptions.csv``, ``prices.csv``, ``commission.csv``; :func:`setup_files`), shipped once (Dask:
@@ -22,6 +33,9 @@ Example (Dask)::
 
     with Client("tcp://scheduler:8786") as client:
         summary = cms.distributed.month_end_dask("s3-mounted/month", "out", client=client)
+        # or usage already in a Dask DataFrame (columns of usage.csv as text, partitions in file order):
+        usage = dask.dataframe.read_csv("s3-mounted/month/usage-*.csv", dtype=str, keep_default_na=False)
+        summary = cms.distributed.month_end_dask("s3-mounted/month", "out", client=client, usage=usage)
 
 Example (Spark)::
 
@@ -49,6 +63,7 @@ __all__ = [
     "SETUP_FILES",
     "USAGE_COLUMNS",
     "finish",
+    "merge",
     "month_end_dask",
     "month_end_spark",
     "partition_of",
@@ -134,10 +149,26 @@ def rate(files: Mapping[str, bytes], tables: Sequence[Any], sources: Sequence[st
     """Rate usage tables (objects with ``__arrow_c_stream__``, such as ``pyarrow.Table``; the columns of
     ``usage.csv`` as strings, optionally ``row`` numbers for errors), in order, into one partial.
 
+    The tables must hold whole subscriptions (every row of each subscription they hold, in any spelling,
+    in file order): a correction whose row is rated into another partial than the row it corrects is not
+    detected as one (the partial merged last wins; see the module documentation).
+
     Raises:
         CmsError: the first bad row, naming its source and row.
     """
     return _setup(files).rate_arrow([_aligned(table) for table in tables], list(sources))
+
+
+def merge(partials: Iterable[bytes]) -> bytes:
+    """Merge partials (in the order given) into one partial, without the setup: to merge groups of partials
+    where they lie (a tree of merges on the workers) before :func:`finish`. Partials of disjoint
+    subscriptions give the same outputs in any order and grouping.
+
+    Raises:
+        CmsError: ``bad_record`` for no partials, a damaged one or one of other setup files, naming it
+            (``partials record N``).
+    """
+    return _cms.MonthEndSetup.merge([bytes(partial) for partial in partials])
 
 
 def finish(
@@ -149,7 +180,16 @@ def finish(
     focus_out: str | os.PathLike[str] | None = None,
 ) -> MonthEndSummary:
     """Merge partials, bill, and write the four outputs (and FOCUS exports) into ``out_dir``; returns the
-    month-end summary, whose ``threads`` is the number of partials."""
+    month-end summary, whose ``threads`` is the number of partials.
+
+    The partials must come from usage partitioned by subscription (see :func:`rate`): corrections landing
+    in different partitions are not detected, the partial merged last wins.
+
+    Raises:
+        CmsError: ``bad_record`` for a damaged partial or one rated under other setup files,
+            ``unknown_subscription`` for one holding usage outside the setup's channel (each naming the
+            partial, ``partials record N``); the errors of billing.
+    """
     chosen = None if focus_out is None else os.fspath(focus_out)
     text = _setup(files).finish([bytes(partial) for partial in partials], os.fspath(out_dir), strict, chosen)
     return cast(MonthEndSummary, decode(text))
@@ -183,6 +223,10 @@ def _rate_pieces(files: Mapping[str, bytes], pieces: Sequence[pyarrow.Table], so
     return rate(files, pieces, sources)
 
 
+def _merge_group(*partials: bytes) -> bytes:
+    return merge(partials)
+
+
 def month_end_dask(
     data_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -190,15 +234,17 @@ def month_end_dask(
     client: Any = None,
     partitions: int | None = None,
     blocksize: str | int = "64MB",
-    usage: str | os.PathLike[str] | None = None,
+    usage: str | os.PathLike[str] | Any | None = None,
+    merge_every: int | None = None,
     strict: bool = False,
     focus_out: str | os.PathLike[str] | None = None,
 ) -> MonthEndSummary:
     """The month-end of a workload folder on Dask: the same outputs, byte for byte, as ``cms.month_end``.
 
-    The usage file is read by ``dask.dataframe.read_csv`` in blocks (every column as text); each block is
-    cut by subscription into ``partitions`` pieces, each partition's pieces are rated in file order on a
-    worker into a partial, and the partials are merged and finished here, on the client.
+    The usage (a file read by ``dask.dataframe.read_csv`` in blocks, every column as text, or a Dask
+    DataFrame given as ``usage``) is cut block by block by subscription into ``partitions`` pieces; each
+    partition's pieces are rated in file order on a worker into a partial, and the partials are merged and
+    finished here, on the client (or first merged in groups on the workers, with ``merge_every``).
 
     Args:
         data_dir: the workload folder (setup files, and ``usage.csv`` unless ``usage`` is given).
@@ -207,36 +253,56 @@ def month_end_dask(
             Dask's current scheduler.
         partitions: how many subscription partitions to rate in parallel (default: the client's workers'
             threads, else 2).
-        blocksize: the bytes of usage per read block (``dask.dataframe.read_csv``).
-        usage: the usage file (or glob) to read instead of ``data_dir/usage.csv``; every worker must see it.
+        blocksize: the bytes of usage per read block (``dask.dataframe.read_csv``; not used for a
+            DataFrame).
+        usage: instead of ``data_dir/usage.csv``: a usage file or glob every worker can read (several files
+            are read in name order, as one file), or a ``dask.dataframe.DataFrame`` with the columns of
+            ``usage.csv`` as text (``dtype=str``: a float column is refused, not rounded), its partitions
+            and rows in file order.
+        merge_every: merge the partials in groups of this many on the workers (a tree of merges, level by
+            level) so the client receives few; ``None`` sends every partial to the client.
         strict: refuse unpriced usage (``unpriced_meter``) instead of reporting it.
         focus_out: a folder for FOCUS 1.2 exports.
 
     Returns:
-        The month-end summary (``threads``: the number of partials merged).
+        The month-end summary (``threads``: the number of partials the client merged).
 
     Raises:
-        CmsError: a bad setup file or usage row, naming the file, block and row.
+        CmsError: a bad setup file or usage row, naming the file (or DataFrame), block and row.
     """
     import dask
     import dask.dataframe as dd
 
     files = setup_files(data_dir)
-    usage_path = os.fspath(usage) if usage is not None else os.path.join(os.fspath(data_dir), "usage.csv")
     if partitions is None:
         partitions = 2
         if client is not None:
             partitions = max(1, sum(client.nthreads().values()))
-    frame = dd.read_csv(usage_path, dtype=str, keep_default_na=False, na_filter=False, blocksize=blocksize)
+    if merge_every is not None and merge_every < 2:
+        raise ValueError("merge_every must be at least 2")
+    if isinstance(usage, dd.DataFrame):
+        frame = usage
+        name = "dataframe"
+        label = "partition"
+    else:
+        usage_path = os.fspath(usage) if usage is not None else os.path.join(os.fspath(data_dir), "usage.csv")
+        frame = dd.read_csv(usage_path, dtype=str, keep_default_na=False, na_filter=False, blocksize=blocksize)
+        name = os.path.basename(usage_path)
+        label = "block"
     blocks = frame.to_delayed()
-    name = os.path.basename(usage_path)
     shipped: Any = client.scatter(files, broadcast=True) if client is not None else files
     split = [dask.delayed(_split, nout=partitions, pure=True)(block, partitions) for block in blocks]
-    sources = [f"{name} block {index}" for index in range(len(blocks))]
+    sources = [f"{name} {label} {index}" for index in range(len(blocks))]
     tasks = [
         dask.delayed(_rate_pieces, pure=True)(shipped, [pieces[partition] for pieces in split], sources)
         for partition in range(partitions)
     ]
+    if merge_every is not None:
+        while len(tasks) > merge_every:
+            tasks = [
+                dask.delayed(_merge_group, pure=True)(*tasks[start : start + merge_every])
+                for start in range(0, len(tasks), merge_every)
+            ]
     if client is not None:
         partials = client.gather(client.compute(tasks))
     else:
