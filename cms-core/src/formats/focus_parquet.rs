@@ -39,20 +39,39 @@
 //! `unimplemented!` and `expect` paths), so every call into it runs under [`catch_unwind`] and a panic
 //! becomes that error (the default panic hook still prints its message to standard error).
 //!
-//! Codecs: uncompressed, snappy, gzip and zstd (see the workspace `Cargo.toml`). Memory: the reader holds one
-//! row group's pages of the read columns at a time; a page allocates what its header declares, at most
-//! 2 GiB (Parquet sizes are `i32`), so a hostile file can cost that much before it is refused.
+//! Codecs: uncompressed, snappy, gzip and zstd (see the workspace `Cargo.toml`).
+//!
+//! # Memory on hostile sizes
+//!
+//! The parquet crate allocates what a file declares: a page's uncompressed size before decompressing it, a
+//! dictionary's value count before decoding it, a statistics value's length before reading it (each up to
+//! 2 GiB, Parquet sizes being `i32`). So before any row is decoded, every page header of every column chunk
+//! the reader will read is scanned (a few bytes each: the Thrift header, not the data), and the file is
+//! refused (`bad_record` on the whole file, naming the column, row group and byte offset) when:
+//!
+//! - a column chunk lies past the end of the file, or a page's compressed size, or a length inside its
+//!   header, runs past the end of its column chunk;
+//! - a page declares more than [`MAX_PARQUET_PAGE_BYTES`] uncompressed (writers cut pages at about 1 MiB);
+//! - a dictionary page declares more values than its uncompressed size can hold (a value takes at least
+//!   one bit for booleans, its width for fixed-width types, 4 bytes for byte arrays).
+//!
+//! The reader then holds at most one page (and one dictionary) per read column at a time, each bounded by
+//! those checks. Not bounded by these checks: the value counts that DELTA encodings write inside a page's
+//! data (the crate sizes a buffer by them); FOCUS exports of Azure, AWS and Google Cloud use PLAIN and
+//! dictionary encodings.
 
 use std::fmt::Write as _;
 use std::fs::File;
+use std::io::Read as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use chrono::DateTime;
-use parquet::basic::{Compression, LogicalType, TimeUnit};
+use parquet::basic::{Compression, LogicalType, TimeUnit, Type as PhysicalType};
 use parquet::data_type::Decimal as ParquetDecimal;
 use parquet::errors::ParquetError;
-use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::reader::{ChunkReader, FileReader, Length, SerializedFileReader};
 use parquet::record::{Field, Row};
 use parquet::schema::types::Type;
 
@@ -71,6 +90,14 @@ const MIN_FILE_BYTES: u64 = 12;
 
 /// Widest decimal read (`BigQuery` `BIGNUMERIC` is 32 bytes).
 const MAX_DECIMAL_BYTES: usize = 64;
+
+/// The largest uncompressed page decoded, in bytes (see the module documentation). Parquet writers cut
+/// pages at about 1 MiB (`parquet-mr`, arrow, `pyarrow`, `BigQuery`); a page far larger is refused before
+/// its buffer is allocated.
+pub const MAX_PARQUET_PAGE_BYTES: u64 = 64 << 20;
+
+/// Thrift structures nested deeper than this in a page header are refused (a page header nests 3 deep).
+const MAX_THRIFT_DEPTH: u32 = 16;
 
 /// Whether a file that begins with `head` is Parquet (its first four bytes are [`PARQUET_MAGIC`]).
 pub fn is_parquet(head: &[u8]) -> bool {
@@ -188,9 +215,10 @@ fn read<R: ChunkReader + 'static>(
     source: &str,
     mut visit: impl FnMut(&FocusCharge, &Location) -> Result<(), CmsError>,
 ) -> Result<FocusReadSummary, CmsError> {
+    let input = Shared(Arc::new(input));
     check_magic(&input, source)?;
     let length = input.len();
-    let reader = guarded(|| SerializedFileReader::new(input))
+    let reader = guarded(|| SerializedFileReader::new(input.clone()))
         .map_err(|error| bad_file(source, format!("unreadable Parquet footer: {error}")))?;
     let root = reader.metadata().file_metadata().schema();
     let fields = root.get_fields();
@@ -199,7 +227,7 @@ fn read<R: ChunkReader + 'static>(
     // Decode only the columns the layout reads: the others may be of any type, and cost nothing.
     let positions: Vec<usize> = (0..fields.len()).filter(|index| layout.is_read(*index)).collect();
     let read_fields: Vec<Arc<Type>> = positions.iter().map(|index| fields[*index].clone()).collect();
-    check_chunks(&reader, &read_fields, length, source)?;
+    check_chunks(&reader, &input, &read_fields, length, source)?;
     let kinds: Vec<Kind> = read_fields.iter().map(|field| kind(field)).collect();
     let projection = guarded(|| Type::group_type_builder(root.name()).with_fields(read_fields).build())
         .map_err(|error| bad_file(source, format!("unreadable Parquet schema: {error}")))?;
@@ -224,10 +252,39 @@ fn read<R: ChunkReader + 'static>(
     Ok(tally.summary(layout))
 }
 
-/// Refuse, before decoding, a column chunk compressed with a codec this build lacks or lying past the end
-/// of the file, naming the column and row group.
+/// The file, shared by the parquet crate's reader and the page-header scan of [`check_pages`].
+struct Shared<R>(Arc<R>);
+
+impl<R> Clone for Shared<R> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<R: Length> Length for Shared<R> {
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+impl<R: ChunkReader> ChunkReader for Shared<R> {
+    type T = R::T;
+
+    fn get_read(&self, start: u64) -> Result<Self::T, ParquetError> {
+        self.0.get_read(start)
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> Result<bytes::Bytes, ParquetError> {
+        self.0.get_bytes(start, length)
+    }
+}
+
+/// Refuse, before decoding, a column chunk compressed with a codec this build lacks, lying past the end of
+/// the file, or holding a page whose header declares hostile sizes (see the module documentation), naming
+/// the column and row group.
 fn check_chunks<R: ChunkReader + 'static>(
-    reader: &SerializedFileReader<R>,
+    reader: &SerializedFileReader<Shared<R>>,
+    input: &Shared<R>,
     read_fields: &[Arc<Type>],
     length: u64,
     source: &str,
@@ -270,9 +327,235 @@ fn check_chunks<R: ChunkReader + 'static>(
                     ),
                 ));
             }
+            if let Some((start, size)) = range {
+                let chunk = Chunk { start, size, column, group_index };
+                check_pages(input, &chunk).map_err(|reason| bad_file(source, reason))?;
+            }
         }
     }
     Ok(())
+}
+
+/// A column chunk: its byte range in the file, and what names it in messages.
+struct Chunk<'a> {
+    start: u64,
+    size: u64,
+    column: &'a ColumnChunkMetaData,
+    group_index: usize,
+}
+
+/// Walk the page headers of a column chunk (the headers only, not the data) and refuse hostile sizes.
+fn check_pages<R: ChunkReader>(input: &Shared<R>, chunk: &Chunk<'_>) -> Result<(), String> {
+    let column = chunk.column;
+    let name = || format!("column {} of row group {}", column.column_path().string(), chunk.group_index);
+    let (mut offset, mut remaining) = (chunk.start, chunk.size);
+    while remaining > 0 {
+        let read = guarded(|| input.get_read(offset))
+            .map_err(|error| format!("corrupt Parquet file: {}: {error}", name()))?;
+        let mut thrift = Thrift { input: read, used: 0, limit: remaining };
+        let header = thrift.page_header().map_err(|error| {
+            format!("corrupt Parquet file: {}: unreadable page header at byte {offset}: {error}", name())
+        })?;
+        remaining -= thrift.used;
+        let at = offset;
+        let declared = |what: &str, value: i64, limit: String| {
+            format!(
+                "corrupt Parquet file: {}: the page at byte {at} declares {what} {value}, {limit}",
+                name()
+            )
+        };
+        let compressed =
+            u64::try_from(header.compressed).ok().filter(|size| *size <= remaining).ok_or_else(|| {
+                let limit = format!("more than the {remaining} bytes left in its column chunk");
+                declared("a compressed size of", header.compressed.into(), limit)
+            })?;
+        let uncompressed = u64::try_from(header.uncompressed)
+            .ok()
+            .filter(|size| *size <= MAX_PARQUET_PAGE_BYTES)
+            .ok_or_else(|| {
+                let limit = format!("over the limit of {MAX_PARQUET_PAGE_BYTES} bytes a page may hold");
+                declared("an uncompressed size of", header.uncompressed.into(), limit)
+            })?;
+        if let Some(values) = header.dictionary_values {
+            // Bits one value takes at the least.
+            let bits = match column.column_type() {
+                PhysicalType::BOOLEAN => 1,
+                PhysicalType::INT32 | PhysicalType::FLOAT | PhysicalType::BYTE_ARRAY => 32,
+                PhysicalType::INT64 | PhysicalType::DOUBLE => 64,
+                PhysicalType::INT96 => 96,
+                PhysicalType::FIXED_LEN_BYTE_ARRAY => {
+                    8 * u64::try_from(column.column_descr().type_length()).unwrap_or(0).max(1)
+                }
+            };
+            let most = uncompressed.saturating_mul(8) / bits;
+            if u64::try_from(values).map_or(true, |values| values > most) {
+                let limit = format!("more than the {most} its {uncompressed} bytes can hold");
+                return Err(declared("a dictionary of", values.into(), limit));
+            }
+        }
+        remaining -= compressed;
+        offset += thrift.used + compressed;
+    }
+    Ok(())
+}
+
+/// What [`check_pages`] reads of a page header.
+struct PageSizes {
+    uncompressed: i32,
+    compressed: i32,
+    /// `num_values` of a dictionary page header.
+    dictionary_values: Option<i32>,
+}
+
+/// A reader of the Thrift compact protocol that only walks a page header, reading at most `limit` bytes
+/// and allocating nothing for what it skips.
+struct Thrift<R> {
+    input: R,
+    used: u64,
+    limit: u64,
+}
+
+impl<R: std::io::Read> Thrift<R> {
+    fn byte(&mut self) -> Result<u8, String> {
+        if self.used >= self.limit {
+            return Err("it runs past the end of its column chunk".into());
+        }
+        let mut byte = [0];
+        self.input.read_exact(&mut byte).map_err(|error| error.to_string())?;
+        self.used += 1;
+        Ok(byte[0])
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0_u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            value |= u64::from(byte & 0x7F) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("a variable-length integer of more than 10 bytes".into())
+    }
+
+    fn i32(&mut self) -> Result<i32, String> {
+        let zigzag = self.varint()?;
+        let value = i64::try_from(zigzag >> 1).unwrap_or(i64::MAX) ^ -i64::try_from(zigzag & 1).unwrap_or(0);
+        i32::try_from(value).map_err(|_| format!("{value} is not a 32-bit integer"))
+    }
+
+    /// Skip `count` bytes, which must lie within the limit.
+    fn skip(&mut self, count: u64) -> Result<(), String> {
+        if count > self.limit - self.used {
+            return Err(format!("a length of {count} bytes runs past the end of its column chunk"));
+        }
+        let copied = std::io::copy(&mut (&mut self.input).take(count), &mut std::io::sink())
+            .map_err(|error| error.to_string())?;
+        if copied != count {
+            return Err("the file ends inside a page header".into());
+        }
+        self.used += count;
+        Ok(())
+    }
+
+    /// Skip a value of compact type `kind` (`in_collection`: a boolean takes a byte of its own).
+    fn skip_value(&mut self, kind: u8, in_collection: bool, depth: u32) -> Result<(), String> {
+        if depth > MAX_THRIFT_DEPTH {
+            return Err("structures nested too deep".into());
+        }
+        match kind {
+            1 | 2 if !in_collection => Ok(()),
+            1..=3 => self.skip(1),
+            4..=6 => self.varint().map(drop),
+            7 => self.skip(8),
+            8 => {
+                let length = self.varint()?;
+                self.skip(length)
+            }
+            9 | 10 => {
+                let header = self.byte()?;
+                let count = match header >> 4 {
+                    15 => self.varint()?,
+                    short => u64::from(short),
+                };
+                self.skip_elements(count, &[header & 0x0F], depth)
+            }
+            11 => {
+                let count = self.varint()?;
+                if count == 0 {
+                    return Ok(());
+                }
+                let kinds = self.byte()?;
+                self.skip_elements(count, &[kinds >> 4, kinds & 0x0F], depth)
+            }
+            12 => self.skip_struct(depth + 1),
+            other => Err(format!("unknown Thrift type {other}")),
+        }
+    }
+
+    fn skip_elements(&mut self, count: u64, kinds: &[u8], depth: u32) -> Result<(), String> {
+        // Every element takes a byte at the least.
+        if count > self.limit - self.used {
+            return Err(format!("a collection of {count} elements runs past the end of its column chunk"));
+        }
+        for _ in 0..count {
+            for kind in kinds {
+                self.skip_value(*kind, true, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next field's id and type, or `None` at the end of a structure.
+    fn field(&mut self, last: &mut i16) -> Result<Option<(i16, u8)>, String> {
+        let header = self.byte()?;
+        let kind = header & 0x0F;
+        if kind == 0 {
+            return Ok(None);
+        }
+        let id = match header >> 4 {
+            0 => i16::try_from(self.i32()?).map_err(|_| "a field id out of range".to_owned())?,
+            delta => last.checked_add(i16::from(delta)).ok_or("a field id out of range")?,
+        };
+        *last = id;
+        Ok(Some((id, kind)))
+    }
+
+    fn skip_struct(&mut self, depth: u32) -> Result<(), String> {
+        let mut last = 0;
+        while let Some((_, kind)) = self.field(&mut last)? {
+            self.skip_value(kind, false, depth)?;
+        }
+        Ok(())
+    }
+
+    /// A `PageHeader`: fields 2 and 3 (the sizes), and field 1 of field 7 (the dictionary page header's
+    /// `num_values`); everything else skipped.
+    fn page_header(&mut self) -> Result<PageSizes, String> {
+        let (mut uncompressed, mut compressed, mut dictionary_values) = (None, None, None);
+        let mut last = 0;
+        while let Some((id, kind)) = self.field(&mut last)? {
+            match (id, kind) {
+                (2, 5) => uncompressed = Some(self.i32()?),
+                (3, 5) => compressed = Some(self.i32()?),
+                (7, 12) => {
+                    let mut last = 0;
+                    while let Some((id, kind)) = self.field(&mut last)? {
+                        match (id, kind) {
+                            (1, 5) => dictionary_values = Some(self.i32()?),
+                            _ => self.skip_value(kind, false, 2)?,
+                        }
+                    }
+                }
+                _ => self.skip_value(kind, false, 1)?,
+            }
+        }
+        Ok(PageSizes {
+            uncompressed: uncompressed.ok_or("no uncompressed_page_size")?,
+            compressed: compressed.ok_or("no compressed_page_size")?,
+            dictionary_values,
+        })
+    }
 }
 
 /// One row's cells as text, by header position (columns not read stay null).
