@@ -4,9 +4,11 @@
 //! with examples):
 //!
 //! 1. **Case files** `tests/vectors/*.json` (tier math, rounding, meter ids, timestamps, Usage API pages,
-//!    month-end outputs and errors): each case has a `kind`, its inputs and an `expect`. A case is replayed
-//!    as one call: method `evaluate_vector`, params `{"case": <the case>}`; `expect` is the result, or
-//!    `{"error": {"code", "message_contains"?}}`.
+//!    month-end outputs, concurrent writers, and errors): each case has a `kind`, its inputs and an
+//!    `expect`. A case is replayed as one call: method `evaluate_vector`, params `{"case": <the case>}`;
+//!    `expect` is the result, or `{"error": {"code", "message_contains"?}}`. The case is evaluated here, in
+//!    Rust, whatever the language of the runner: a binding's runner checks its conversions (the case in,
+//!    the result or the error's code out), not a reimplementation of the arithmetic.
 //! 2. **Call files** `tests/vectors/calls/*.json`: each case is a list of steps on one fresh session, each
 //!    step a call `{"method", "params"}` with `"result"` (what the result must match) or `"error"` (the
 //!    code, and a fragment of the message). `{"reopen": true}` closes the session and opens it again on the
@@ -31,13 +33,20 @@ use cms_core::formats::workload::{self, OutputSinks, UsageInput, WorkloadInputs}
 use cms_core::model::meter::MeterId;
 use cms_core::model::money::{Rounding, RoundingMode, parse_decimal};
 use cms_core::model::tiers::{Tier, TierMode, TierSchedule};
-use cms_core::model::time::parse_timestamp;
 use cms_core::{CmsError, Decimal, Location};
 use serde_json::{Map, Value, json};
 
+use cms_core::engine::{Cms, Event, Principal};
+use cms_core::governance::audit::{AuditHead, AuditRecord};
+use cms_core::model::hierarchy::NodeKind;
+use cms_core::model::time::{Instant, Period, parse_timestamp};
+use cms_core::model::usage::{UsageKey, UsageRecord};
+use cms_core::source::Checkpoint;
+use cms_core::store::{Commit, Document, EventRecord, Store, UsageWrite};
+
 use crate::params::Params;
 use crate::session::Session;
-use crate::store::StoreSpec;
+use crate::store::{AnyStore, StoreSpec};
 
 /// The method that evaluates a case of the case files.
 pub const EVALUATE: &str = "evaluate_vector";
@@ -74,10 +83,12 @@ pub fn evaluate(case: &Value) -> Result<Value, CmsError> {
         "timestamp" => timestamp(case),
         "usage_page" => usage_page(case),
         "month_end" => month_end_inline(case),
+        "concurrent_writers" => concurrent_writers(case),
         other => Err(CmsError::InvalidValue {
             at: Location::field(EVALUATE, "case.kind"),
             text: other.to_owned(),
-            reason: "expected tier_amount, round, meter_id, timestamp, usage_page or month_end".into(),
+            reason: "expected tier_amount, round, meter_id, timestamp, usage_page, month_end or concurrent_writers"
+                .into(),
         }),
     }
 }
@@ -213,6 +224,162 @@ fn month_end_inline(case: &Value) -> Result<Value, CmsError> {
         out["unpriced"] = Value::Array(unpriced);
     }
     Ok(out)
+}
+
+// ---- Concurrent writers: optimistic concurrency on one SQLite file.
+
+/// A `concurrent_writers` case: a session and a rival engine on one fresh SQLite file. Before each of the
+/// session's first `rival_commits` audited writes (a command's commit, an ingestion, a purge) the rival
+/// commits a command of its own (adding partner `rival-<n>`), so the session's write extends a stale head
+/// and the store refuses it with a real `conflict`; the engine then plans the command again on the fresh
+/// state, up to its retry limit. The case's `call` (`{"method", "params"}`) runs on the session. Its
+/// error is the case's error (`conflict` once the rival outlasts the retries); on success the case gives
+/// `{"result", "attempts", "rival_commits", "audit"}`, `audit` being `verify_audit` on the session after
+/// the call (events and audit records stored, the chain intact).
+fn concurrent_writers(case: &Value) -> Result<Value, CmsError> {
+    let commits = case["rival_commits"]
+        .as_u64()
+        .and_then(|commits| usize::try_from(commits).ok())
+        .ok_or_else(|| case_error("rival_commits", "expected a non-negative integer"))?;
+    let method =
+        case["call"]["method"].as_str().ok_or_else(|| case_error("call.method", "expected a string"))?;
+    let params = case["call"].get("params").cloned().unwrap_or(Value::Null);
+    let scratch = Scratch::new()?;
+    let path = scratch.0.join("cms.db");
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(RivalCounts::default()));
+    let contended = Contended {
+        inner: AnyStore::new(cms_sqlite::SqliteStore::open(&path)?),
+        rival: Cms::open(cms_sqlite::SqliteStore::open(&path)?)?,
+        left: commits,
+        counts: std::sync::Arc::clone(&counts),
+    };
+    let mut engine = Cms::open(AnyStore::new(contended))?;
+    let result = crate::methods::dispatch(Some(&mut engine), method, params)?;
+    let audit = crate::methods::dispatch(Some(&mut engine), "verify_audit", Value::Null)?;
+    let counts = *counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(json!({"result": result, "attempts": counts.attempts, "rival_commits": counts.rival, "audit": audit}))
+}
+
+/// What a [`Contended`] store saw: the session's audited writes tried, and the rival's commits.
+#[derive(Debug, Clone, Copy, Default)]
+struct RivalCounts {
+    attempts: usize,
+    rival: usize,
+}
+
+/// The session's store in a `concurrent_writers` case: the SQLite file, with a rival engine on the same
+/// file that commits first before each of the session's next `left` audited writes.
+struct Contended {
+    inner: AnyStore,
+    rival: Cms<cms_sqlite::SqliteStore>,
+    left: usize,
+    counts: std::sync::Arc<std::sync::Mutex<RivalCounts>>,
+}
+
+impl Contended {
+    /// An audited write of the session is about to be stored at `at`: let the rival commit first (while
+    /// it may), through its own connection.
+    fn before_write(&mut self, at: Instant) -> Result<(), CmsError> {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.attempts += 1;
+        if self.left == 0 {
+            return Ok(());
+        }
+        self.left -= 1;
+        counts.rival += 1;
+        let id = format!("rival-{}", counts.rival);
+        let event = Event::NodeAdded { id: id.clone(), kind: NodeKind::Partner, parent: None, name: id };
+        self.rival.execute(&Principal::platform("rival"), at, &event)?;
+        Ok(())
+    }
+}
+
+impl Store for Contended {
+    fn commit(&mut self, commit: &Commit<'_>) -> Result<u64, CmsError> {
+        if commit.audit.is_some() {
+            self.before_write(commit.at)?;
+        }
+        self.inner.commit(commit)
+    }
+
+    fn append_events(&mut self, actor: &str, at: Instant, events: &[Event]) -> Result<u64, CmsError> {
+        self.inner.append_events(actor, at, events)
+    }
+
+    fn events(&self) -> Result<Vec<EventRecord>, CmsError> {
+        self.inner.events()
+    }
+
+    fn events_after(&self, seq: u64) -> Result<Vec<EventRecord>, CmsError> {
+        self.inner.events_after(seq)
+    }
+
+    fn audit_records(&self) -> Result<Vec<AuditRecord>, CmsError> {
+        self.inner.audit_records()
+    }
+
+    fn audit_head(&self) -> Result<AuditHead, CmsError> {
+        self.inner.audit_head()
+    }
+
+    fn put_documents(&mut self, documents: &[Document]) -> Result<(), CmsError> {
+        self.inner.put_documents(documents)
+    }
+
+    fn documents(&self, kind: &str, key_prefix: &str) -> Result<Vec<Document>, CmsError> {
+        self.inner.documents(kind, key_prefix)
+    }
+
+    fn put_usage(
+        &mut self,
+        records: &[UsageRecord],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<UsageWrite, CmsError> {
+        self.inner.put_usage(records, checkpoint)
+    }
+
+    fn put_usage_audited(
+        &mut self,
+        records: &[UsageRecord],
+        checkpoint: Option<&Checkpoint>,
+        audit: Option<&AuditRecord>,
+    ) -> Result<UsageWrite, CmsError> {
+        if let Some(audit) = audit {
+            self.before_write(audit.at)?;
+        }
+        self.inner.put_usage_audited(records, checkpoint, audit)
+    }
+
+    fn purge_usage(&mut self, period: &Period, audit: Option<&AuditRecord>) -> Result<u64, CmsError> {
+        if let Some(audit) = audit {
+            self.before_write(audit.at)?;
+        }
+        self.inner.purge_usage(period, audit)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, CmsError> {
+        self.inner.checkpoints()
+    }
+
+    fn usage(&self, key: &UsageKey) -> Result<Option<UsageRecord>, CmsError> {
+        self.inner.usage(key)
+    }
+
+    fn sample_interval(
+        &self,
+        subscription: &str,
+        period: &Period,
+    ) -> Result<Option<(Instant, Instant)>, CmsError> {
+        self.inner.sample_interval(subscription, period)
+    }
+
+    fn for_each_usage(
+        &self,
+        period: &Period,
+        visit: &mut dyn FnMut(&UsageRecord) -> Result<(), CmsError>,
+    ) -> Result<(), CmsError> {
+        self.inner.for_each_usage(period, visit)
+    }
 }
 
 // ---- Matching.

@@ -1,4 +1,5 @@
-//! Runs the conformance vectors of `tests/vectors/*.json` (the same cases every binding runs).
+//! Runs the conformance vectors of `tests/vectors/*.json` (the same cases every binding runs) on the core
+//! alone; the `concurrent_writers` cases need SQLite and run in cms-api's runner and the bindings'.
 
 use std::path::PathBuf;
 
@@ -184,6 +185,10 @@ fn every_vector_passes() {
                 "timestamp" => run_timestamp(case),
                 "usage_page" => run_page(case),
                 "month_end" => run_month_end(case),
+                // Two engines on one SQLite file: a case for the facade's runner (cms-api/tests/vectors.rs)
+                // and every binding's, which evaluate it through `evaluate_vector`; the core has no store
+                // but memory.
+                "concurrent_writers" => continue,
                 other => panic!("unknown vector kind {other}"),
             };
             let outcome = if case["expect"].get("error").is_some() {
