@@ -135,20 +135,39 @@ CMS_CLI="${CARGO_TARGET_DIR:-$root/target}/debug/cms" MPLBACKEND=Agg \
   .venv/bin/python -m pytest -q -p no:cacheprovider cms-python/tests 2>&1 | tee -a "$log"
 py_status=${PIPESTATUS[0]}
 # Installing from the repo as a user would: pip builds the wheel through the PEP 517 backend (maturin; a dev
-# build here, which reuses the artifacts above), the wheel goes into a fresh venv without any other package,
-# and runs the month-end of the vectors' workload there.
-check "cms-python: pip builds a wheel from the repo; it installs into a fresh venv and runs" bash -c '
+# build here, which reuses the artifacts above); its name must carry the tag cp39-abi3 (one wheel for every
+# CPython >= 3.9); it goes into a fresh venv without any other package, and runs the month-end of the vectors'
+# workload there: with this machine's python3, and also with a CPython 3.9 when one is found (python3.9 on the
+# PATH, or pyenv's); a machine without one says so and checks python3 only.
+check "cms-python: pip builds a cp39-abi3 wheel from the repo; it installs into fresh venvs and runs" bash -c '
   set -e; work=$(mktemp -d); trap "rm -rf $work" EXIT
   MATURIN_PEP517_ARGS="--profile dev" .venv/bin/pip wheel --quiet --disable-pip-version-check --no-deps \
     -w "$work/dist" ./cms-python
-  python3 -m venv "$work/venv"
-  "$work/venv/bin/pip" install --quiet --disable-pip-version-check "$work"/dist/cms-*.whl
-  cd "$work" && "$work/venv/bin/python" -c "
-import sys, cms
-summary = cms.month_end(sys.argv[1], \"out\")
+  wheel=$(ls "$work"/dist/cms-*.whl)
+  case "${wheel##*/}" in
+    *-cp39-abi3-*) echo "wheel: ${wheel##*/}" ;;
+    *) echo "!! the wheel is not tagged cp39-abi3: ${wheel##*/}"; exit 1 ;;
+  esac
+  pythons=(python3)
+  py39=""
+  for candidate in $(command -v python3.9) "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9.*/bin/python3.9; do
+    if [ -x "$candidate" ] && "$candidate" -c "import sys; sys.exit(sys.version_info[:2] != (3, 9))" 2>/dev/null
+    then py39=$candidate; fi
+  done
+  if [ -n "$py39" ]; then pythons+=("$py39"); else
+    echo "-- no CPython 3.9 on this machine (python3.9, pyenv): the abi3 wheel runs on $(python3 --version) only"
+  fi
+  for python in "${pythons[@]}"; do
+    venv="$work/venv-${#python}-$RANDOM"
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$wheel"
+    (cd "$work" && "$venv/bin/python" -c "
+import platform, sys, cms
+summary = cms.month_end(sys.argv[1], \"out-\" + platform.python_version())
 assert str(summary[\"totals\"][\"USD\"]) == \"2.81\", summary
-print(\"wheel:\", cms.version(), summary[\"totals\"])
-" "'"$root"'/tests/vectors/calls/workload"'
+print(\"wheel on CPython\", platform.python_version() + \":\", cms.version(), summary[\"totals\"])
+" "'"$root"'/tests/vectors/calls/workload")
+  done'
 check "mypy --strict (cms-python: package, tests, example)" \
   bash -c 'cd cms-python && ../.venv/bin/python -m mypy --strict python/cms tests examples'
 check "stubtest (cms-python's stubs against the module)" bash -c 'cd cms-python \
