@@ -218,6 +218,20 @@ fn the_workload_partial_is_the_checked_in_bytes_and_finishes_to_the_known_output
         )
     );
     assert_eq!(summary.totals["USD"].to_string(), result["totals"]["USD"].as_str().unwrap());
+
+    // Every single-bit flip of the partial, and every truncation, is refused before anything is billed.
+    let refused = |bytes: &[u8]| {
+        let error =
+            setup.finish([bytes], &FinishOptions { out: &out, strict: false, focus_out: None }).unwrap_err();
+        error.code() == "bad_record" && error.to_string().starts_with("partials record 0")
+    };
+    let mut flipped = golden.clone();
+    for bit in 0..golden.len() * 8 {
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        assert!(refused(&flipped), "bit {bit} flipped was accepted");
+        flipped[bit / 8] ^= 1 << (bit % 8);
+    }
+    assert!((0..golden.len()).all(|end| refused(&golden[..end])));
 }
 
 /// The workload's setup files in `dir`, one of them changed by `edit`.

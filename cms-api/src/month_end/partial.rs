@@ -7,7 +7,7 @@
 //! - every natural key (subscription, meter, resource, hour) then lives in one partition, so a duplicate
 //!   is dropped and a correction applied where the single process would (the later row wins);
 //! - partials of disjoint subscriptions merge in any order and grouping to the same accumulator
-//!   (property-tested in `cms-core`'s `rating/accumulator/wire.rs`).
+//!   (property-tested in `cms-core`'s `rating/accumulator.rs`, and here in `tests/partials.rs`).
 //!
 //! Partitions that share subscriptions still give the same *outputs* when merged in file order (a key's
 //! later row wins on merge too), but **a correction landing in another partition than the row it corrects
