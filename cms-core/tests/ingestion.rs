@@ -19,6 +19,9 @@ use proptest::prelude::*;
 const VM: &str = "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5";
 const IP: &str = "F271A8A388C44D93956A063E1D2FA80B";
 const VM_HOURS: &str = "6DAB500F-A4FD-49C4-956D-229BB9C8C793";
+const DYNAMIC_IP: &str = "9E2739BA-8674-4796-B465-F64674B822BA";
+const SQL: &str = "CBCFEF9A-B91F-4597-A4D3-01FE334BED82";
+const MYSQL: &str = "E6D8CFCD-7734-495E-B1CC-5AB0B9C24BD3";
 
 fn dec(text: &str) -> Decimal {
     parse_decimal(text).unwrap()
@@ -54,6 +57,9 @@ fn engine() -> Cms<MemoryStore> {
         .unwrap();
     list.set_flat(meter(IP), "IP-hours", dec("0.004"));
     list.set_flat(meter(VM_HOURS), "VM-hours", dec("1"));
+    list.set_flat(meter(DYNAMIC_IP), "IP-hours", dec("0.004"));
+    list.set_flat(meter(SQL), "MB-hours", dec("0.0001"));
+    list.set_flat(meter(MYSQL), "MB-hours", dec("0.00005"));
     let add = |id: &str, kind, parent: Option<&str>| Event::NodeAdded {
         id: id.into(),
         kind,
@@ -192,6 +198,93 @@ fn daily_ip_meters_bill_like_hourly_ones() {
     let (hour_report, day_report) = (month_end(&by_hour, october()), month_end(&by_day, october()));
     assert_eq!(total(&hour_report, "t1"), dec("5.76"), "1440 IP-hours at 0.004");
     assert_eq!(total(&day_report, "t1"), total(&hour_report, "t1"));
+}
+
+/// Every meter whose daily quantity is value x hours (IPs x hours, database MB x hours) bills the same from
+/// daily records as from the hourly ones they sum: the rule needs no conversion, as the daily value is
+/// already in the meter's per-hour unit.
+#[test]
+fn daily_value_times_hours_meters_bill_like_hourly_ones() {
+    let flagged: Vec<&str> = cms_core::model::meter::catalogue()
+        .iter()
+        .filter(|info| info.flags.contains(cms_core::model::meter::MeterFlags::DAILY_VALUE_TIMES_HOURS))
+        .map(|info| info.name)
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            "Dynamic IP Address Usage",
+            "DatabaseSizeHourSqlMeter",
+            "DatabaseSizeHourMySqlMeter",
+            "Static IP Address Usage"
+        ]
+    );
+    // (meter, value each hour, expected October total: 720 hours x value x price)
+    for (meter_id, value, expected) in
+        [(IP, "2", "5.76"), (DYNAMIC_IP, "3", "8.64"), (SQL, "10240", "737.28"), (MYSQL, "2048.5", "73.75")]
+    {
+        let hourly: Vec<_> = (0..24 * 30)
+            .map(|hour| record("s1", meter_id, at(1, 0) + Duration::hours(hour), 1, value))
+            .collect();
+        let per_day = (dec(value) * Decimal::from(24)).to_string();
+        let daily: Vec<_> =
+            (0..30).map(|day| record("s1", meter_id, at(1, 0) + Duration::days(day), 24, &per_day)).collect();
+        let (mut by_hour, mut by_day) = (engine(), engine());
+        assert_eq!(by_hour.ingest(&hourly, &origin()).unwrap().stored, 720);
+        assert_eq!(by_day.ingest(&daily, &origin()).unwrap().stored, 30);
+        let (hour_report, day_report) = (month_end(&by_hour, october()), month_end(&by_day, october()));
+        assert_eq!(total(&hour_report, "t1"), dec(expected), "{meter_id} hourly");
+        assert_eq!(total(&day_report, "t1"), dec(expected), "{meter_id} daily");
+        let quantities = |report: &MonthEndReport| -> Vec<Decimal> {
+            report.invoices.iter().flat_map(|invoice| &invoice.lines).map(|line| line.quantity).collect()
+        };
+        assert_eq!(quantities(&day_report), quantities(&hour_report), "{meter_id}");
+    }
+}
+
+/// A page whose second record is bad is refused whole: its first record, good on its own, is not stored,
+/// and the same record arrives later as new, not as a duplicate.
+#[test]
+fn a_refused_page_stores_none_of_its_records() {
+    let good = |hour: u32| {
+        format!(
+            r#"{{"properties":{{"subscriptionId":"s1","usageStartTime":"2026-10-01T{hour:02}:00:00Z","usageEndTime":"2026-10-01T{:02}:00:00Z","meterId":"{VM}","quantity":10,"instanceData":null}}}}"#,
+            hour + 1
+        )
+    };
+    let mut cms = engine();
+    let first = format!(r#"{{"value":[{}]}}"#, good(0));
+    cms.pull(&mut PageBytesSource::new([("page-1.json".to_owned(), first.into_bytes())])).unwrap();
+    let before = month_end(&cms, october());
+    let stored = |cms: &Cms<MemoryStore>| {
+        let mut count = 0;
+        cms.store()
+            .for_each_usage(&october(), &mut |_| {
+                count += 1;
+                Ok(())
+            })
+            .unwrap();
+        count
+    };
+    assert_eq!(stored(&cms), 1);
+    for (bad, code) in [
+        (good(2).replace(r#""subscriptionId":"s1""#, r#""subscriptionId":5"#), "bad_json"),
+        (good(2).replace(r#""quantity":10"#, r#""quantity":{}"#), "bad_decimal"),
+        (good(2).replace(r#""quantity":10"#, r#""quantity":"10""#), "bad_decimal"),
+    ] {
+        let page = format!(r#"{{"value":[{},{bad}]}}"#, good(1));
+        let error =
+            cms.pull(&mut PageBytesSource::new([("page-2.json".to_owned(), page.into_bytes())])).unwrap_err();
+        assert_eq!(error.code(), code, "{error}");
+        assert!(error.to_string().starts_with("page-2.json record 1: "), "{error}");
+        assert_eq!(stored(&cms), 1, "record 0 of the refused page is not stored");
+        assert_eq!(month_end(&cms, october()), before);
+    }
+    let fixed = format!(r#"{{"value":[{},{}]}}"#, good(1), good(2));
+    let summary =
+        cms.pull(&mut PageBytesSource::new([("page-2.json".to_owned(), fixed.into_bytes())])).unwrap();
+    assert_eq!((summary.stored, summary.duplicates), (2, 0), "both records are new");
+    assert_eq!(total(&month_end(&cms, october()), "t1"), dec("0.30"), "30 vCPU-hours at 0.01");
 }
 
 #[test]

@@ -194,8 +194,30 @@ for name, props, code, contains in [
   ("a start that is not a time", bad(usageStartTime="noon"), "bad_timestamp", "page-7.json record 1: bad timestamp \"noon\""),
   ("a meter that is not a GUID", bad(meterId="meterID1"), "bad_meter_id", "page-7.json record 1: bad meter id \"meterID1\""),
   ("instanceData that is not JSON", bad(instanceData="{oops"), "bad_json", "page-7.json record 1: bad JSON: properties.instanceData"),
+  ("a subscription id given as a number", bad(subscriptionId="@5@"), "bad_json", "page-7.json record 1: bad JSON: invalid type: integer `5`, expected a string"),
+  ("a quantity given as an object", bad(quantity="@O@"), "bad_decimal", "page-7.json record 1: bad decimal \"{}\" in properties.quantity"),
 ]:
-    text = one(props).replace('"@Q@"','1.5').replace('"@N@"','-1')
+    text = one(props).replace('"@Q@"','1.5').replace('"@N@"','-1').replace('"@5@"','5').replace('"@O@"','{}')
     pages["cases"].append({"kind":"usage_page","name":name,"source":"page-7.json","page":text,"expect":{"error":{"code":code,"message_contains":contains}}})
+# The tenant API (Microsoft.Commerce/UsageAggregates): a tenant's own subscription, its own resource URIs, a
+# nextLink back to the tenant endpoint; the same record shape as the provider API.
+TENANT_SUB = "8a3f7c21-4d6e-4b9a-8f12-5c7d9e0b3a64"
+VM_METER = "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5"
+tenant_link = f"https://management.local.azurestack.external/subscriptions/{TENANT_SUB}/providers/Microsoft.Commerce/UsageAggregates?api-version=2015-06-01-preview&reportedStartTime=2025-03-10T00%3a00%3a00%2b00%3a00&reportedEndTime=2025-03-11T00%3a00%3a00%2b00%3a00&aggregationGranularity=Hourly&continuationToken=tenant-page-2"
+def tenant_record(hour, quantity, vm):
+    uri = f"/subscriptions/{TENANT_SUB}/resourceGroups/rg-shop/providers/Microsoft.Compute/virtualMachines/{vm}"
+    inst = json.dumps({"Microsoft.Resources": {"resourceUri": uri, "location": "local", "tags": {"owner": "shop"}, "additionalInfo": {"ServiceType": "Standard_A2"}}})
+    return {"id": f"/subscriptions/{TENANT_SUB}/providers/Microsoft.Commerce/UsageAggregates/{TENANT_SUB}-{VM_METER}",
+            "name": f"{TENANT_SUB}-{VM_METER}", "type": "Microsoft.Commerce/UsageAggregate",
+            "properties": {"subscriptionId": TENANT_SUB, "usageStartTime": f"2025-03-10T{hour:02d}:00:00+00:00",
+                           "usageEndTime": f"2025-03-10T{hour + 1:02d}:00:00+00:00", "meterId": VM_METER,
+                           "quantity": "@" + quantity + "@", "instanceData": inst}}
+tenant_page = json.dumps({"value": [tenant_record(13, "2", "vm-shop01"), tenant_record(14, "0.5", "vm-shop02")], "nextLink": tenant_link})
+for q in ["2", "0.5"]:
+    tenant_page = tenant_page.replace(f'"@{q}@"', q)
+pages["cases"].append({"kind":"usage_page","name":"a tenant API page (Microsoft.Commerce/UsageAggregates)","source":"tenant-page-1.json","page":tenant_page,"expect":{"records":[
+  [TENANT_SUB, VM_METER, "2025-03-10T13:00:00Z", "2025-03-10T14:00:00Z", "2", f"/subscriptions/{TENANT_SUB}/resourceGroups/rg-shop/providers/Microsoft.Compute/virtualMachines/vm-shop01", "local"],
+  [TENANT_SUB, VM_METER, "2025-03-10T14:00:00Z", "2025-03-10T15:00:00Z", "0.5", f"/subscriptions/{TENANT_SUB}/resourceGroups/rg-shop/providers/Microsoft.Compute/virtualMachines/vm-shop02", "local"]],
+  "next_link": tenant_link}})
 pages["cases"].append({"kind":"usage_page","name":"a truncated page","source":"page-8.json","page":sample[:500],"expect":{"error":{"code":"bad_json","message_contains":"page-8.json: bad JSON"}}})
 json.dump(pages, open(f'{out_dir}/usage_pages.json','w'), indent=1)

@@ -412,6 +412,48 @@ mod tests {
         assert_eq!(record.resource_uri, "");
     }
 
+    /// A tenant API page (`Microsoft.Commerce/UsageAggregates`): the tenant's own subscription and resources.
+    const TENANT_PAGE: &str = r#"{"value":[{"id":"/subscriptions/8a3f7c21-4d6e-4b9a-8f12-5c7d9e0b3a64/providers/Microsoft.Commerce/UsageAggregates/8a3f7c21-4d6e-4b9a-8f12-5c7d9e0b3a64-FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5","name":"8a3f7c21-4d6e-4b9a-8f12-5c7d9e0b3a64-FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5","type":"Microsoft.Commerce/UsageAggregate","properties":{"subscriptionId":"8a3f7c21-4d6e-4b9a-8f12-5c7d9e0b3a64","usageStartTime":"2025-03-10T13:00:00+00:00","usageEndTime":"2025-03-10T14:00:00+00:00","instanceData":"{\"Microsoft.Resources\":{\"resourceUri\":\"/subscriptions/8a3f7c21-4d6e-4b9a-8f12-5c7d9e0b3a64/resourceGroups/rg-shop/providers/Microsoft.Compute/virtualMachines/vm-shop01\",\"location\":\"local\",\"tags\":{\"owner\":\"shop\"},\"additionalInfo\":{\"ServiceType\":\"Standard_A2\",\"ImageType\":null}}}","quantity":2,"meterId":"FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5"}}],"nextLink":"https://management.local.azurestack.external/subscriptions/8a3f7c21-4d6e-4b9a-8f12-5c7d9e0b3a64/providers/Microsoft.Commerce/UsageAggregates?api-version=2015-06-01-preview&continuationToken=tenant-page-2"}"#;
+
+    #[test]
+    fn tenant_api_pages_parse_and_are_told_apart() {
+        let page = parse_page(TENANT_PAGE.as_bytes(), "tenant.json").unwrap();
+        assert_eq!(page.api, Some(UsageApi::Tenant));
+        assert_eq!(page.records.len(), 1);
+        let record = &page.records[0];
+        assert_eq!(record.subscription, "8a3f7c21-4d6e-4b9a-8f12-5c7d9e0b3a64");
+        assert_eq!(record.meter.canonical(), "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5");
+        assert_eq!(record.start.to_rfc3339(), "2025-03-10T13:00:00+00:00");
+        assert_eq!(record.end.to_rfc3339(), "2025-03-10T14:00:00+00:00");
+        assert_eq!(record.quantity.to_string(), "2");
+        assert_eq!(
+            record.resource_uri,
+            "/subscriptions/8a3f7c21-4d6e-4b9a-8f12-5c7d9e0b3a64/resourceGroups/rg-shop/providers/Microsoft.Compute/virtualMachines/vm-shop01"
+        );
+        assert_eq!(record.location, "local");
+        assert_eq!(record.tags.get("owner").map(String::as_str), Some("shop"));
+        assert_eq!(
+            record.additional_info.iter().collect::<Vec<_>>(),
+            [(&"ServiceType".to_owned(), &"Standard_A2".to_owned())],
+            "nulls dropped"
+        );
+        assert!(
+            page.next_link.as_deref().unwrap().contains("/providers/Microsoft.Commerce/UsageAggregates?")
+        );
+
+        // The type decides, in any case; a page without a known type says nothing.
+        let shouted =
+            TENANT_PAGE.replace("Microsoft.Commerce/UsageAggregate\"", "MICROSOFT.COMMERCE/USAGEAGGREGATE\"");
+        assert_eq!(parse_page(shouted.as_bytes(), "t").unwrap().api, Some(UsageApi::Tenant));
+        let provider =
+            TENANT_PAGE.replace("\"type\":\"Microsoft.Commerce/", "\"type\":\"Microsoft.Commerce.Admin/");
+        assert_eq!(parse_page(provider.as_bytes(), "p").unwrap().api, Some(UsageApi::Provider));
+        let untyped = TENANT_PAGE.replace("\"type\":\"Microsoft.Commerce/UsageAggregate\",", "");
+        let page = parse_page(untyped.as_bytes(), "u").unwrap();
+        assert_eq!((page.api, page.records.len()), (None, 1));
+        assert_eq!(parse_page(br#"{"value":[]}"#, "e").unwrap().api, None);
+    }
+
     proptest! {
         /// Arbitrary bytes never panic the parser.
         #[test]

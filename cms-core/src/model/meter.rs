@@ -157,7 +157,11 @@ impl MeterFlags {
     pub const DEPRECATED: Self = Self(1);
     /// Counts what other meters already count (VM size hours vs the core-hour meters); not priced by default.
     pub const DOUBLE_COUNTS: Self = Self(2);
-    /// At Daily granularity the API reports value x hours (IP and SQL/MySQL meters).
+    /// At Daily granularity the API reports value x hours (IP and SQL/MySQL meters): a day of 2 IP addresses
+    /// is 48, a day of a 10,240 MB database is 245,760, the sum of that day's hourly records. Informational:
+    /// rating sums quantities whatever their granularity, so a daily record already bills exactly as its
+    /// hourly records would (the meter's unit is per hour) and nothing consults this flag to convert. It tells
+    /// readers of the catalogue (reports, UIs) why a daily quantity is 24 times the hourly one.
     pub const DAILY_VALUE_TIMES_HOURS: Self = Self(4);
     /// Microsoft's charge to the operator, not tenant consumption (App Service vCore-hours).
     pub const OPERATOR_COST: Self = Self(8);
