@@ -394,3 +394,96 @@ fn oversized_page_files_are_refused_from_their_length() {
         );
     }
 }
+
+/// One hour (or day, `hours` 24) of `quantity` of `meter` for subscription `sub`, as a Usage API record.
+fn usage_record(sub: &str, meter: &str, start: &str, hours: i64, quantity: &str) -> String {
+    let start_at = chrono::DateTime::parse_from_rfc3339(start).unwrap();
+    let end = (start_at + chrono::TimeDelta::hours(hours)).to_rfc3339();
+    format!(
+        r#"{{"type":"Microsoft.Commerce.Admin/UsageAggregate","properties":{{"subscriptionId":"{sub}","usageStartTime":"{start}","usageEndTime":"{end}","meterId":"{meter}","quantity":{quantity},"instanceData":"{{\"Microsoft.Resources\":{{\"resourceUri\":\"/subscriptions/{sub}/vm\",\"location\":\"local\"}}}}"}}}}"#
+    )
+}
+
+/// The cells of a table line (`│ a ┆ b │`), or nothing for a border line.
+fn cells(line: &str) -> Vec<&str> {
+    let line = line.trim();
+    if !line.starts_with('│') {
+        return Vec::new();
+    }
+    line.trim_matches('│').split('┆').map(str::trim).collect()
+}
+
+/// The value of the summary table's row `label`, or `None` without that row.
+fn table_row<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.lines().map(cells).find_map(|cells| (cells.len() == 2 && cells[0] == label).then(|| cells[1]))
+}
+
+/// The text summary of `cms ingest` counts what happened to each record: a correction, a late record of a
+/// closed (invoiced) period, a refused record and an unknown meter, in the table and in `--json`.
+#[test]
+fn the_summary_table_counts_corrections_late_refused_and_unknown_meters() {
+    const VM: &str = "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5";
+    const UNKNOWN: &str = "00000000-0000-4000-8000-0000000000AA";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cms.db");
+    let db = db.to_str().unwrap();
+    let write = |name: &str, records: &[String]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!(r#"{{"value":[{}]}}"#, records.join(","))).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let march = write("march.json", &[usage_record("sub-1", VM, "2025-03-10T13:00:00+00:00", 1, "1")]);
+    let first = json_summary(&cms(&["ingest", "pages", &march, "--json", "--db", db]));
+    assert_eq!(first["stored"], 1);
+    // Invoicing March closes it.
+    let issue = cms(&["invoice", "issue", "--period", "2025-03", "--db", db]);
+    assert!(issue.status.success(), "{}", String::from_utf8_lossy(&issue.stderr));
+
+    let later = write(
+        "later.json",
+        &[
+            // The March record again, corrected: 1 -> 3.
+            usage_record("sub-1", VM, "2025-03-10T13:00:00+00:00", 1, "3"),
+            // A new March hour, reported after March was invoiced.
+            usage_record("sub-1", VM, "2025-03-10T14:00:00+00:00", 1, "2"),
+            // April: an hour of a meter nobody knows, then a day of sub-1 mixing granularities.
+            usage_record("sub-1", UNKNOWN, "2025-04-01T00:00:00+00:00", 1, "5"),
+            usage_record("sub-1", VM, "2025-04-02T00:00:00+00:00", 24, "24"),
+        ],
+    );
+    let output = cms(&["ingest", "pages", &later, "--db", db]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let row = |label: &str| table_row(&text, label).unwrap_or_else(|| panic!("no row {label:?} in\n{text}"));
+    assert_eq!(row("pages"), "1");
+    assert_eq!(row("records received"), "4");
+    assert_eq!(row("stored (new)"), "2");
+    assert_eq!(row("duplicates"), "0");
+    assert_eq!(row("corrections"), "1");
+    // Both March records are late: the new hour, and the correction of an invoiced one.
+    assert_eq!(row("late (adjustments of closed periods)"), "2");
+    assert_eq!(row("refused"), "1");
+    assert_eq!(row("unknown meters (kept)"), "1");
+    assert_eq!(row("subscriptions not in the channel (kept)"), "3");
+    // The detail tables name them.
+    assert!(text.contains("Refused records (first 20):") && text.contains("mixed_granularity"), "{text}");
+    let refused_line = text.lines().find(|line| line.contains("mixed_granularity")).unwrap();
+    assert!(refused_line.contains("later.json record 3"), "{refused_line}");
+    let unknown = text.lines().skip_while(|line| !line.starts_with("Unknown meters:"));
+    assert_eq!(table_row(&unknown.collect::<Vec<_>>().join("\n"), UNKNOWN), Some("1"));
+    let correction = text.lines().map(cells).find(|cells| cells.first() == Some(&"sub-1")).unwrap();
+    assert_eq!(correction, ["sub-1", VM, "2025-03-10T13:00:00+00:00", "1", "3"]);
+
+    // The same counts as JSON, on a fresh database holding the same history.
+    let fresh = dir.path().join("fresh.db");
+    let fresh = fresh.to_str().unwrap();
+    json_summary(&cms(&["ingest", "pages", &march, "--json", "--db", fresh]));
+    assert!(cms(&["invoice", "issue", "--period", "2025-03", "--db", fresh]).status.success());
+    let summary = json_summary(&cms(&["ingest", "pages", &later, "--json", "--db", fresh]));
+    assert_eq!((summary["received"].as_u64(), summary["stored"].as_u64()), (Some(4), Some(2)));
+    assert_eq!(summary["corrections"].as_array().unwrap().len(), 1);
+    assert_eq!(summary["late_adjustments"], 2);
+    assert_eq!(summary["refused"].as_array().unwrap().len(), 1);
+    assert_eq!(summary["refused"][0]["code"], "mixed_granularity");
+    assert_eq!(summary["unknown_meters"].as_object().unwrap().len(), 1);
+}
