@@ -182,15 +182,19 @@ fn budgets_cross_their_thresholds_on_the_expected_days_and_a_silent_region_goes_
     cms.tick(&scheduler(), at(11, 30, 12), &mut NoHooks).unwrap();
     assert_eq!(only(&cms, AlertKind::IngestionStale).last_seen, at(11, 30, 12), "one alert while open");
 
-    // December: November's budget alerts resolve; the region is stale until usage arrives again.
+    // December: the first evaluation checks November's budget once more as of its end (found again: still
+    // open, seen now); the next one resolves it. The region is stale until usage arrives again.
     let report = cms.tick(&scheduler(), at(12, 1, 1), &mut NoHooks).unwrap();
-    assert_eq!(only(&cms, AlertKind::BudgetBreach).resolved, Some((None, at(12, 1, 1))));
-    assert!(report.alert_changes.contains(&(breach.id, AlertChange::Resolved)), "{report:#?}");
+    let closing = only(&cms, AlertKind::BudgetBreach);
+    assert_eq!((closing.id, closing.status, closing.last_seen), (breach.id, AlertStatus::Open, at(12, 1, 1)));
+    assert!(closing.message.contains("268.80 USD spent in 2026-11"), "{}", closing.message);
     let draft = report.runs.iter().find(|run| run.job == Job::Draft { period: november() }).unwrap();
     assert_eq!(draft.counts["drafts"], 1, "T1's November invoice is drafted");
     assert!(!report.runs.iter().any(|run| matches!(run.job, Job::Issue { .. })), "auto_issue is off");
     ingest(&mut cms, &[record("s1", VM, at(12, 1, 1), "8")]);
-    cms.tick(&scheduler(), at(12, 1, 3), &mut NoHooks).unwrap();
+    let report = cms.tick(&scheduler(), at(12, 1, 3), &mut NoHooks).unwrap();
+    assert_eq!(only(&cms, AlertKind::BudgetBreach).resolved, Some((None, at(12, 1, 3))));
+    assert!(report.alert_changes.contains(&(breach.id, AlertChange::Resolved)), "{report:#?}");
     assert_eq!(only(&cms, AlertKind::IngestionStale).resolved, Some((None, at(12, 1, 3))));
 }
 
@@ -359,7 +363,7 @@ fn gaps_quotas_unknown_meters_and_anomalies_are_found_by_their_stated_rules() {
         id: "p".into(),
         name: "P".into(),
         services: vec![],
-        quotas: BTreeMap::from([("vcpus".into(), dec("10"))]),
+        quotas: BTreeMap::from([("vcpus".into(), dec("10")), ("storage_gb".into(), dec("100"))]),
     };
     let offer = Offer {
         id: "o".into(),
@@ -395,6 +399,13 @@ fn gaps_quotas_unknown_meters_and_anomalies_are_found_by_their_stated_rules() {
     let quota = only(&cms, AlertKind::QuotaApproach);
     assert_eq!((quota.scope.as_str(), quota.severity), ("s1", Severity::Warning));
     assert!(quota.message.contains("used 9 of its vcpus quota 10"), "{}", quota.message);
+    // No meters measure storage_gb by default: the quota is reported as unchecked, not silently skipped.
+    let unchecked = only(&cms, AlertKind::QuotaUnchecked);
+    assert_eq!(
+        (unchecked.scope.as_str(), unchecked.severity, unchecked.related.as_deref()),
+        ("platform", Severity::Info, Some("o:storage_gb"))
+    );
+    assert!(unchecked.message.contains("offer o grants a storage_gb quota that is not checked"));
     let gap = only(&cms, AlertKind::UsageGap);
     assert_eq!(gap.scope, "s2");
     assert!(
@@ -410,16 +421,25 @@ fn gaps_quotas_unknown_meters_and_anomalies_are_found_by_their_stated_rules() {
     assert!(anomaly.message.contains("cost on 2026-11-08 was 1.50 USD"), "{}", anomaly.message);
     assert!(anomaly.message.contains("average of 0.05 USD"), "{}", anomaly.message);
 
+    // S1 reaches its quota: the same alert, escalated to critical.
+    ingest(&mut cms, &[record("s1", VM, at(11, 3, 10), "10")]);
+    let changes = cms.evaluate_alerts(&scheduler(), at(11, 9, 1)).unwrap();
+    let escalated = only(&cms, AlertKind::QuotaApproach);
+    assert_eq!((escalated.id, escalated.severity), (quota.id, Severity::Critical));
+    assert!(escalated.message.contains("used 10 of its vcpus quota 10"), "{}", escalated.message);
+    assert_eq!(changes, [(quota.id, AlertChange::Escalated)]);
+
     // The missing hours arrive late, day 9 is normal again, S1 scales down: all three resolve.
     let mut late: Vec<UsageRecord> = [4, 5, 6].map(|hour| record("s2", VM, at(11, 3, hour), "1")).to_vec();
     late.push(record("s3", VM, at(11, 9, 12), "1"));
-    late.push(record("s1", VM, at(11, 3, 10), "4"));
+    late.push(record("s1", VM, at(11, 3, 11), "4"));
     ingest(&mut cms, &late);
     cms.evaluate_alerts(&scheduler(), at(11, 10, 0)).unwrap();
     for kind in [AlertKind::UsageGap, AlertKind::UsageAnomaly, AlertKind::QuotaApproach] {
         assert_eq!(only(&cms, kind).status, AlertStatus::Resolved, "{kind:?}");
     }
     assert_eq!(only(&cms, AlertKind::UnknownMeter).status, AlertStatus::Open, "still in the month's usage");
+    assert_eq!(only(&cms, AlertKind::QuotaUnchecked).status, AlertStatus::Open, "the offer is still in use");
 }
 
 #[test]
@@ -505,6 +525,39 @@ fn alerts_and_budgets_are_scoped_to_a_branch_and_acknowledged_by_its_admins() {
     assert_eq!(cms.execute(&ann, at(11, 2, 3), &event).unwrap_err().code(), "forbidden");
 }
 
+/// The dashboard scenario's extras: Contoso earns 10 % of its tenants' revenue (Fabrikam has no plan); S2
+/// reports a meter no catalogue prices (no cost) for hours 0-3 and 7-9 of 3 November: one gap. A folder of
+/// region "local" then brings a daily record of it (S2 is hourly: refused), and a page file with no region
+/// a daily record of S1 (refused too, but attributed to no region).
+fn commission_gap_and_refusals(cms: &mut Cms<MemoryStore>) {
+    let ten_percent = cms_core::model::pricing::CommissionPlan::new(
+        "ten",
+        cms_core::model::tiers::TierMode::Graduated,
+        vec![cms_core::model::tiers::Tier { from: dec("0"), rate: dec("0.10") }],
+    )
+    .unwrap();
+    cms.execute_all(
+        &operator(),
+        at(11, 1, 0),
+        &[
+            Event::CommissionPlanPut { plan: ten_percent },
+            Event::CommissionPlanAssigned { node: "contoso".into(), plan: "ten".into() },
+        ],
+    )
+    .unwrap();
+    ingest(cms, &[0, 1, 2, 3, 7, 8, 9].map(|hour| record("s2", UNKNOWN, at(11, 3, hour), "1")));
+    let mut daily = record("s2", UNKNOWN, at(11, 2, 0), "24");
+    daily.end = at(11, 3, 0);
+    let folder = cms.ingest(&[daily], &PageOrigin::named("local/day.json")).unwrap();
+    assert_eq!(folder.refused.len(), 1);
+    cms.record_ingestion(&operator(), at(11, 3, 12), "folder:local", &folder).unwrap();
+    let mut daily = record("s1", VM, at(11, 2, 0), "192");
+    daily.end = at(11, 3, 0);
+    let pages = cms.ingest(&[daily], &PageOrigin::named("pages.json")).unwrap();
+    assert_eq!(pages.refused.len(), 1);
+    cms.record_ingestion(&operator(), at(11, 3, 13), "pages", &pages).unwrap();
+}
+
 #[test]
 fn the_dashboard_reports_costs_documents_regions_and_alerts_of_its_scope() {
     let mut cms = setup();
@@ -518,6 +571,7 @@ fn the_dashboard_reports_costs_documents_regions_and_alerts_of_its_scope() {
         ingest(&mut cms, &day_of_s1(day));
     }
     ingest(&mut cms, &[record("s3", VM, at(11, 2, 7), "20")]);
+    commission_gap_and_refusals(&mut cms);
     let now = at(11, 4, 0);
     cms.tick(&scheduler(), now, &mut NoHooks).unwrap();
     let board = cms.dashboard(&operator(), november(), now).unwrap();
@@ -547,6 +601,14 @@ fn the_dashboard_reports_costs_documents_regions_and_alerts_of_its_scope() {
     assert_eq!(states, [(DocumentState::Draft, 2)], "November's drafts; October's invoice is October's");
     let local = board.regions.iter().find(|r| r.region == "local").unwrap();
     assert_eq!((local.last_usage, local.lag_hours, local.stale), (Some(now), Some(0), false));
+    assert_eq!((local.gaps, local.refused_records), (1, 1), "the folder's refusal, not the page file's");
+    let commissions: Vec<(&str, Currency, Decimal)> =
+        board.commissions.iter().map(|c| (c.id.as_str(), c.currency, c.amount)).collect();
+    assert_eq!(
+        commissions,
+        [("contoso", Currency::USD, dec("2.88")), ("fabrikam", Currency::USD, dec("0"))],
+        "10 % of T1's 28.80; Fabrikam has no plan"
+    );
     let west = board.regions.iter().find(|r| r.region == "west").unwrap();
     assert!(west.stale && west.last_usage.is_none(), "watched, never had usage");
     assert!(board.alerts.iter().any(|a| a.kind == AlertKind::IngestionStale));
@@ -581,6 +643,7 @@ fn the_dashboard_reports_costs_documents_regions_and_alerts_of_its_scope() {
     assert_eq!(board.month_to_date[0].amount, dec("1.00"));
     assert_eq!(board.top_tenants.len(), 1);
     assert!(board.regions.is_empty() && board.alerts.is_empty() && board.budgets.is_empty());
+    assert_eq!(board.commissions.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["fabrikam"]);
     let october = cms.dashboard(&operator(), Period::month(2026, 10).unwrap(), now).unwrap();
     let states: Vec<(DocumentState, u64)> = october.invoices.iter().map(|d| (d.state, d.count)).collect();
     assert_eq!(states, [(DocumentState::Issued, 1)]);
@@ -678,4 +741,350 @@ fn ingestion_outside_the_scheduler_raises_late_usage_and_refused_record_alerts_o
     cms.record_ingestion(&operator(), at(11, 3, 0), "pages", &clean).unwrap();
     cms.evaluate_alerts(&scheduler(), at(11, 3, 1)).unwrap();
     assert_eq!(only(&cms, AlertKind::LateUsage).status, AlertStatus::Resolved);
+}
+
+/// Months the scheduler missed: its first tick after a long silence drafts and issues each of them, under
+/// its own keys, and evaluates the budgets of every month that ended since its last evaluation once.
+#[test]
+fn a_tick_after_a_long_silence_drafts_and_issues_every_month_it_missed() {
+    let mut cms = setup();
+    cms.execute_all(
+        &operator(),
+        at(10, 1, 0),
+        &[settings(|s| s.auto_issue = true), Event::BudgetSet { budget: budget("b-t3", "t3", "1.00") }],
+    )
+    .unwrap();
+    // The scheduler runs on 15 October (September: nothing to bill), then is silent until 10 December.
+    ingest(&mut cms, &[record("s1", VM, at(10, 10, 0), "100")]);
+    let october = cms.tick(&scheduler(), at(10, 15, 0), &mut NoHooks).unwrap();
+    let keys: Vec<&str> = october.runs.iter().map(|run| run.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["draft:2026-09", "issue:2026-09", "purge:2026-10-15", "evaluate:2026-10-15T00:00:00+00:00"]
+    );
+    // After that tick: T3 spends 1.50 of its 1.00 in October (a breach no evaluation saw happen), and both
+    // tenants use November.
+    ingest(&mut cms, &[record("s3", VM, at(10, 20, 0), "30"), record("s1", VM, at(11, 5, 0), "40")]);
+    ingest(&mut cms, &[record("s3", VM, at(11, 6, 0), "2")]);
+    let report = cms.tick(&scheduler(), at(12, 10, 0), &mut NoHooks).unwrap();
+    assert!(!report.failed(), "{report:#?}");
+    let runs: Vec<(&str, u64)> = report
+        .runs
+        .iter()
+        .filter(|run| matches!(run.job, Job::Draft { .. } | Job::Issue { .. }))
+        .map(|run| {
+            (run.key.as_str(), run.counts.get("drafts").or(run.counts.get("issued")).copied().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [("draft:2026-10", 2), ("issue:2026-10", 2), ("draft:2026-11", 2), ("issue:2026-11", 2)],
+        "September is settled; October and November each once, in order"
+    );
+    for (month, totals) in [(10, ["5.00", "1.50"]), (11, ["2.00", "0.10"])] {
+        let documents =
+            cms.invoice_documents(&operator(), Some(Period::month(2026, month).unwrap())).unwrap();
+        let issued: Vec<(DocumentState, String, Decimal)> = documents
+            .iter()
+            .map(|listed| (listed.state, listed.document.buyer.clone(), listed.document.total))
+            .collect();
+        assert_eq!(
+            issued,
+            [
+                (DocumentState::Issued, "t1".to_owned(), dec(totals[0])),
+                (DocumentState::Issued, "t3".to_owned(), dec(totals[1]))
+            ],
+            "2026-{month}"
+        );
+    }
+    // October's end was evaluated once, late: T3's breach is raised (and delivered as opened) ...
+    let breach = only(&cms, AlertKind::BudgetBreach);
+    assert_eq!((breach.key.as_str(), breach.first_seen), ("budget_breach:b-t3:2026-10", at(12, 10, 0)));
+    assert!(breach.message.contains("1.50 USD spent in 2026-10"), "{}", breach.message);
+    assert!(report.alert_changes.contains(&(breach.id, AlertChange::Opened)));
+    // ... and nothing runs twice at the same instant.
+    let events = cms.store().events().unwrap().len();
+    let again = cms.tick(&scheduler(), at(12, 10, 0), &mut NoHooks).unwrap();
+    assert!(again.runs.is_empty(), "{again:#?}");
+    assert_eq!(
+        again.skipped,
+        ["draft:2026-11", "issue:2026-11", "purge:2026-12-10", "evaluate:2026-12-10T00:00:00+00:00"],
+        "settled months are no longer listed; November is still the previous month"
+    );
+    assert_eq!(cms.store().events().unwrap().len(), events);
+    // The next evaluation no longer looks at October: its breach resolves, as an ended month's do.
+    cms.tick(&scheduler(), at(12, 10, 1), &mut NoHooks).unwrap();
+    assert_eq!(only(&cms, AlertKind::BudgetBreach).resolved, Some((None, at(12, 10, 1))));
+}
+
+/// The first tick ever catches up from the oldest month with usage that is not closed.
+#[test]
+fn the_first_tick_starts_at_the_oldest_open_month_with_usage() {
+    let mut cms = setup();
+    cms.execute(&operator(), at(10, 1, 0), &settings(|s| s.auto_issue = true)).unwrap();
+    // August is invoiced by hand; September has no usage; October and November have.
+    ingest(&mut cms, &[record("s1", VM, at(8, 3, 0), "10")]);
+    cms.issue_invoices(&operator(), at(9, 1, 0), Period::month(2026, 8).unwrap(), None).unwrap();
+    ingest(&mut cms, &[record("s1", VM, at(10, 3, 0), "10"), record("s1", VM, at(11, 3, 0), "10")]);
+    let report = cms.tick(&scheduler(), at(12, 10, 0), &mut NoHooks).unwrap();
+    let keys: Vec<&str> = report
+        .runs
+        .iter()
+        .filter(|run| matches!(run.job, Job::Draft { .. } | Job::Issue { .. }))
+        .map(|run| run.key.as_str())
+        .collect();
+    assert_eq!(keys, ["draft:2026-10", "issue:2026-10", "draft:2026-11", "issue:2026-11"]);
+    let august = cms.invoice_documents(&operator(), Some(Period::month(2026, 8).unwrap())).unwrap();
+    assert_eq!(august.len(), 1, "August stays as issued by hand");
+}
+
+/// A hierarchy with a distributor: platform > dist (distributor) > p1 (partner) > t1 > s1, s2; and p2
+/// (partner, billed in EUR) > t2 > s4. S1 runs 8 vCores every hour: 9.60 USD a day.
+fn distributor_setup() -> Cms<MemoryStore> {
+    let mut cms = Cms::open(MemoryStore::new()).unwrap();
+    let list = |id: &str, currency: Currency| {
+        let mut list = BookList::new(id, id, currency);
+        list.versions.push(PriceVersion::own(
+            at(1, 1, 0),
+            [(meter(VM), MeterPrice::new("vCore-hours", PriceModel::per_unit(dec("0.05"))))]
+                .into_iter()
+                .collect(),
+        ));
+        list
+    };
+    let ten_percent = cms_core::model::pricing::CommissionPlan::new(
+        "ten",
+        cms_core::model::tiers::TierMode::Graduated,
+        vec![cms_core::model::tiers::Tier { from: dec("0"), rate: dec("0.10") }],
+    )
+    .unwrap();
+    let events = vec![
+        add("dist", NodeKind::Distributor, None),
+        add("p1", NodeKind::Partner, Some("dist")),
+        add("t1", NodeKind::Tenant, Some("p1")),
+        add("s1", NodeKind::Subscription, Some("t1")),
+        add("s2", NodeKind::Subscription, Some("t1")),
+        add("p2", NodeKind::Partner, None),
+        add("t2", NodeKind::Tenant, Some("p2")),
+        add("s4", NodeKind::Subscription, Some("t2")),
+        Event::PriceListCreated { list: list("std", Currency::USD) },
+        Event::PriceListCreated { list: list("eur", Currency::EUR) },
+        Event::PriceListAssigned { scope: PriceScope::Default, list: "std".into() },
+        Event::PriceListAssigned { scope: PriceScope::Node("p2".into()), list: "eur".into() },
+        Event::CommissionPlanPut { plan: ten_percent },
+        Event::CommissionPlanAssigned { node: "p1".into(), plan: "ten".into() },
+        Event::CommissionPlanAssigned { node: "p2".into(), plan: "ten".into() },
+        Event::OverrideRateSet { node: "dist".into(), rate: dec("0.02") },
+        // One USD is worth 0.50 EUR.
+        Event::ExchangeRateSet {
+            from: Currency::USD,
+            to: Currency::EUR,
+            effective: at(1, 1, 0),
+            rate: dec("0.5"),
+        },
+    ];
+    cms.execute_all(&operator(), at(10, 1, 0), &events).unwrap();
+    cms
+}
+
+/// Budgets of a subscription, a partner and a distributor (one in EUR, converted; one in a currency with no
+/// rate) cross their thresholds on the days the arithmetic says; the dashboard's commissions carry the
+/// partners' own currencies and the distributor's override.
+#[test]
+fn budgets_of_subscriptions_partners_and_distributors_cross_on_the_expected_days() {
+    let mut cms = distributor_setup();
+    let quiet = |id: &str, node: &str, amount: &str, currency: Currency| Budget {
+        currency,
+        forecast: false,
+        ..budget(id, node, amount)
+    };
+    let gbp = Currency::from_code("GBP").unwrap();
+    // 9.60 a day: S1 100 warns at 80 (day 9: 86.40) and breaches on day 11 (105.60); P1 150 warns at 120
+    // (day 13: 124.80) and breaches on day 16 (153.60); DIST 200 warns at 160 (day 17: 163.20) and breaches
+    // on day 21 (201.60); DIST 40 EUR is 80 USD: warns at 32 EUR (day 7: 67.20 USD = 33.60 EUR) and
+    // breaches on day 9 (86.40 USD = 43.20 EUR). S2's budget sees none of S1's cost.
+    let budgets = [
+        quiet("b-s1", "s1", "100", Currency::USD),
+        quiet("b-p1", "p1", "150", Currency::USD),
+        quiet("b-dist", "dist", "200", Currency::USD),
+        quiet("b-dist-eur", "dist", "40", Currency::EUR),
+        quiet("b-dist-gbp", "dist", "1", gbp),
+        quiet("b-s2", "s2", "1", Currency::USD),
+    ];
+    for budget in budgets {
+        cms.set_budget(&operator(), at(10, 1, 0), budget).unwrap();
+    }
+    ingest(&mut cms, &[record("s4", VM, at(11, 1, 0), "100")]);
+    let mut opened: BTreeMap<(String, AlertKind), u32> = BTreeMap::new();
+    for day in 1..=22 {
+        ingest(&mut cms, &day_of_s1(day));
+        cms.tick(&scheduler(), at(11, day, 0) + Duration::days(1), &mut NoHooks).unwrap();
+        for alert in cms.state().alerts.alerts.values() {
+            if let Some(budget) =
+                alert.related.as_deref().and_then(|related| related.strip_suffix(":2026-11"))
+            {
+                opened.entry((budget.to_owned(), alert.kind)).or_insert(day + 1);
+            }
+        }
+    }
+    let expected: BTreeMap<(String, AlertKind), u32> = [
+        ("b-s1", AlertKind::BudgetWarning, 10),
+        ("b-s1", AlertKind::BudgetBreach, 12),
+        ("b-p1", AlertKind::BudgetWarning, 14),
+        ("b-p1", AlertKind::BudgetBreach, 17),
+        ("b-dist", AlertKind::BudgetWarning, 18),
+        ("b-dist", AlertKind::BudgetBreach, 22),
+        ("b-dist-eur", AlertKind::BudgetWarning, 8),
+        ("b-dist-eur", AlertKind::BudgetBreach, 10),
+    ]
+    .into_iter()
+    .map(|(budget, kind, day)| ((budget.to_owned(), kind), day))
+    .collect();
+    assert_eq!(opened, expected);
+    for (budget, scope) in [("b-s1", "s1"), ("b-p1", "p1"), ("b-dist", "dist")] {
+        let breach = cms.state().alerts.open_alert(&format!("budget_breach:{budget}:2026-11")).unwrap();
+        assert_eq!(breach.scope, scope);
+    }
+    let now = at(11, 23, 0);
+    let statuses: BTreeMap<String, (Decimal, u64)> = cms
+        .budget_statuses(&operator(), november(), now)
+        .unwrap()
+        .into_iter()
+        .map(|status| (status.budget.id, (status.actual, status.unconverted_lines)))
+        .collect();
+    assert_eq!(statuses["b-dist"], (dec("211.20"), 0));
+    assert_eq!(statuses["b-dist-eur"], (dec("105.60"), 0), "211.20 USD at 0.50");
+    assert_eq!(statuses["b-dist-gbp"], (dec("0"), 1), "no USD-GBP rate: S1's line is left out");
+    assert_eq!(statuses["b-s2"], (dec("0"), 0));
+    // A partner's admin sees the budgets of its branch: its subscription's and its own, not the
+    // distributor's.
+    let p1_admin = Principal::at("pia", "p1");
+    let mut visible: Vec<String> =
+        cms.budget_statuses(&p1_admin, november(), now).unwrap().into_iter().map(|s| s.budget.id).collect();
+    visible.sort();
+    assert_eq!(visible, ["b-p1", "b-s1", "b-s2"]);
+
+    // Commissions to date: 10 % of each partner's revenue, in its tenants' currency; the distributor's
+    // override is 2 % of its network's revenue.
+    let board = cms.dashboard(&operator(), november(), now).unwrap();
+    let commissions: Vec<(String, String, Currency, Decimal)> = board
+        .commissions
+        .iter()
+        .map(|entry| (entry.id.clone(), entry.name.clone(), entry.currency, entry.amount))
+        .collect();
+    assert_eq!(
+        commissions,
+        [
+            ("p1".to_owned(), "p1 name".to_owned(), Currency::USD, dec("21.12")),
+            ("p2".to_owned(), "p2 name".to_owned(), Currency::EUR, dec("0.50")),
+            ("dist".to_owned(), "dist name (override)".to_owned(), Currency::USD, dec("4.22")),
+        ]
+    );
+    let p2_board = cms.dashboard(&Principal::at("pat", "p2"), november(), now).unwrap();
+    assert_eq!(p2_board.commissions.len(), 1, "a partner sees its own commission only");
+    assert_eq!(p2_board.commissions[0].currency, Currency::EUR);
+}
+
+/// Retention inside the tick: an invoiced period whose retention has passed loses its raw usage once.
+#[test]
+fn the_tick_purges_usage_by_retention_once_a_day() {
+    let mut cms = setup();
+    let mut policies = cms.state().policies.clone();
+    policies.usage_retention_months = Some(1);
+    let mut ingest_policy = cms.state().ingest_policy.clone();
+    ingest_policy.look_back_periods = 0;
+    cms.execute_all(
+        &operator(),
+        at(8, 1, 0),
+        &[Event::PoliciesSet { policies }, Event::IngestPolicySet { policy: ingest_policy }],
+    )
+    .unwrap();
+    let september = Period::month(2026, 9).unwrap();
+    let records: Vec<UsageRecord> = (0..5).map(|hour| record("s1", VM, at(9, 3, hour), "8")).collect();
+    ingest(&mut cms, &records);
+    ingest(&mut cms, &[record("s1", VM, at(10, 3, 0), "8")]);
+    cms.issue_invoices(&operator(), at(10, 1, 0), september, None).unwrap();
+    let stored = |cms: &Cms<MemoryStore>, period: &Period| {
+        let mut count = 0;
+        cms.store()
+            .for_each_usage(period, &mut |_| {
+                count += 1;
+                Ok(())
+            })
+            .unwrap();
+        count
+    };
+    // 31 October: September ended a month ago on 1 November only.
+    let early = cms.tick(&scheduler(), at(10, 31, 0), &mut NoHooks).unwrap();
+    let purge = early.runs.iter().find(|run| run.job == Job::Purge).unwrap();
+    assert_eq!(purge.counts["records"], 0);
+    assert_eq!(stored(&cms, &september), 5);
+    let report = cms.tick(&scheduler(), at(11, 2, 0), &mut NoHooks).unwrap();
+    let purge = report.runs.iter().find(|run| run.job == Job::Purge).unwrap();
+    assert_eq!(
+        (purge.key.as_str(), purge.counts["periods"], purge.counts["records"]),
+        ("purge:2026-11-02", 1, 5)
+    );
+    assert_eq!(stored(&cms, &september), 0);
+    assert_eq!(stored(&cms, &Period::month(2026, 10).unwrap()), 1, "October is not closed: kept");
+    assert!(cms.state().purged_periods.contains(&september));
+    // The month-end and the invoice stay.
+    assert_eq!(cms.month_end(september, cms.state().rules).unwrap().invoices[0].lines[0].amount, dec("2.00"));
+    let later = cms.tick(&scheduler(), at(11, 2, 5), &mut NoHooks).unwrap();
+    assert!(!later.runs.iter().any(|run| run.job == Job::Purge), "once a day");
+    assert!(later.skipped.contains(&"purge:2026-11-02".to_owned()));
+}
+
+/// A failed evaluation raises a job failure alert; the next evaluation that succeeds resolves it at once.
+#[test]
+fn an_evaluation_that_fails_raises_an_alert_that_the_next_successful_one_resolves() {
+    let mut cms = setup();
+    // Two plans whose vCPU quotas add up beyond what a decimal holds: the evaluation cannot sum them.
+    let huge = Decimal::MAX.to_string();
+    let plan = |id: &str, vcpus: &str| Plan {
+        id: id.into(),
+        name: id.into(),
+        services: vec![],
+        quotas: BTreeMap::from([("vcpus".into(), dec(vcpus))]),
+    };
+    let offer = Offer {
+        id: "o".into(),
+        name: "O".into(),
+        base_plan: "base".into(),
+        addon_plans: vec!["more".into()],
+        state: OfferState::Public,
+    };
+    cms.execute_all(
+        &operator(),
+        at(10, 1, 0),
+        &[
+            Event::PlanPut { plan: plan("base", &huge) },
+            Event::PlanPut { plan: plan("more", &huge) },
+            Event::OfferPut { offer },
+            Event::SubscriptionSet {
+                id: "s1".into(),
+                info: SubscriptionInfo { offer: Some("o".into()), ..SubscriptionInfo::default() },
+            },
+        ],
+    )
+    .unwrap();
+    ingest(&mut cms, &day_of_s1(1));
+    let mut east = East::default();
+    let failed = cms.tick(&scheduler(), at(11, 2, 0), &mut NoHooks).unwrap();
+    let evaluation = failed.runs.iter().find(|run| run.job == Job::Evaluate).unwrap();
+    assert!(!evaluation.succeeded(), "{evaluation:#?}");
+    let failure = only(&cms, AlertKind::JobFailure);
+    assert_eq!((failure.related.as_deref(), failure.status), (Some("evaluate"), AlertStatus::Open));
+    assert!(failure.message.contains("[overflow]"), "{}", failure.message);
+    // The quotas are corrected; the next hour's evaluation succeeds and resolves the failure now.
+    cms.execute_all(
+        &operator(),
+        at(11, 2, 0),
+        &[Event::PlanPut { plan: plan("base", "10") }, Event::PlanPut { plan: plan("more", "4") }],
+    )
+    .unwrap();
+    let report = cms.tick(&scheduler(), at(11, 2, 1), &mut east).unwrap();
+    assert!(!report.failed(), "{report:#?}");
+    assert_eq!(only(&cms, AlertKind::JobFailure).resolved, Some((None, at(11, 2, 1))));
+    assert!(east.delivered.contains(&(failure.id, AlertChange::Resolved)));
 }

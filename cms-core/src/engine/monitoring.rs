@@ -350,18 +350,44 @@ impl<S: Store> Cms<S> {
         Ok(self.state.jobs.runs.iter().rev().take(limit).cloned().collect())
     }
 
-    /// Everything the detection rules find at `at` (the current calendar month's facts).
+    /// Everything the detection rules find at `at`: the current calendar month's facts, and the budgets of
+    /// each month that ended since the latest complete evaluation, as of its end ([`Self::closing_months`]).
     pub fn findings(&self, at: Instant) -> Result<Vec<Finding>, CmsError> {
         let period = month_of(at)?;
+        let mut findings = Vec::new();
+        for closing in self.closing_months(at)? {
+            let series = self.cost_series(closing, closing.end)?;
+            self.budget_findings(closing, closing.end, &series, &mut findings);
+        }
         let series = self.cost_series(period, at)?;
         let facts = self.usage_facts(period, at)?;
         let last_usage = self.last_usage(period, at, &facts)?;
-        let mut findings = Vec::new();
         self.budget_findings(period, at, &series, &mut findings);
         self.usage_findings(period, at, &facts, &last_usage, &mut findings)?;
         self.job_findings(&mut findings);
         self.anomaly_findings(&series, &mut findings);
         Ok(findings)
+    }
+
+    /// The months whose budgets an evaluation at `at` checks once more as of their end, oldest first: every
+    /// month that ended after the latest complete evaluation (the first evaluation: the month before `at`'s).
+    /// A month's end is thus evaluated once, however late the tick that sees it: a breach reached in a
+    /// month's last hours, or during a silence of the scheduler, is found (and resolves at the next
+    /// evaluation, as every ended month's budget alerts do).
+    pub fn closing_months(&self, at: Instant) -> Result<Vec<Period>, CmsError> {
+        let last = self.state.alerts.evaluated();
+        let mut months = Vec::new();
+        let mut month = previous_month(month_of(at)?)?;
+        loop {
+            months.push(month);
+            if !last.is_some_and(|last| month.start > last) {
+                break;
+            }
+            month = previous_month(month)?;
+        }
+        months.retain(|month| last.is_none_or(|last| month.end > last));
+        months.reverse();
+        Ok(months)
     }
 
     /// The id of a subscription's node (the platform's when it is not in the channel).
@@ -442,7 +468,8 @@ impl<S: Store> Cms<S> {
         let settings = &self.state.monitoring;
         let node_of = |subscription: &str| self.node_of(subscription);
         let hierarchy = &self.state.hierarchy;
-        // Quotas.
+        // Quotas; those of offers in use that no meters measure are reported once per offer.
+        let mut unchecked: BTreeSet<(String, String)> = BTreeSet::new();
         for (subscription, latest) in &facts.latest {
             let Some(offer) = hierarchy
                 .find_ignoring_case(subscription)
@@ -452,6 +479,9 @@ impl<S: Store> Cms<S> {
                 continue;
             };
             let quotas = self.state.catalogue.quota_of_offer(&offer)?;
+            for quota in quotas.keys().filter(|quota| !settings.quota_meters.contains_key(*quota)) {
+                unchecked.insert((offer.clone(), quota.clone()));
+            }
             for used in detect::quotas_approached(Some(latest), &quotas, settings) {
                 let node = node_of(subscription);
                 findings.push(Finding::new(
@@ -468,6 +498,17 @@ impl<S: Store> Cms<S> {
                     ),
                 ));
             }
+        }
+        for (offer, quota) in &unchecked {
+            findings.push(Finding::new(
+                AlertKind::QuotaUnchecked,
+                Severity::Info,
+                PLATFORM_ID,
+                &format!("{offer}:{quota}"),
+                format!(
+                    "offer {offer} grants a {quota} quota that is not checked: no meters measure it (monitoring settings, quota_meters)"
+                ),
+            ));
         }
         // Stale regions.
         for stale in detect::stale_regions(last_usage, settings, at) {
@@ -522,7 +563,9 @@ impl<S: Store> Cms<S> {
     /// Failed jobs, and refused and late records of the latest pulls.
     fn job_findings(&self, findings: &mut Vec<Finding>) {
         // The latest runs of each job: failures, refused and late records of pulls.
-        for run in self.state.jobs.latest_per_job() {
+        // An evaluation's own failure is not a finding: this evaluation supersedes it (and a failing one
+        // raises its failure itself, in `tick`).
+        for run in self.state.jobs.latest_per_job().filter(|run| run.job != Job::Evaluate) {
             if let JobOutcome::Failed { code, message } = &run.outcome {
                 findings.push(Finding::new(
                     AlertKind::JobFailure,
@@ -639,22 +682,23 @@ impl<S: Store> Cms<S> {
                 cms.pull_region(principal, now, hooks, &region)
             })?;
         }
-        // Invoices of the previous month.
-        let previous = previous_month(month_of(now)?)?;
-        let job = Job::Draft { period: previous };
-        let key = job.name();
-        self.run_job(principal, now, hooks, key, job, &mut report, &mut |cms, _| {
-            let drafts = cms.preview_invoices(principal, previous, None)?;
-            Ok(BTreeMap::from([("drafts".to_owned(), drafts.len() as u64)]))
-        })?;
+        // Invoices: every month from the oldest the scheduler has not settled to the previous one.
         let delay = Duration::days(i64::from(self.state.invoice_settings.issue_delay_days));
-        if settings.auto_issue && now >= previous.end + delay {
-            let job = Job::Issue { period: previous };
+        for period in self.billing_periods(now)? {
+            let job = Job::Draft { period };
             let key = job.name();
             self.run_job(principal, now, hooks, key, job, &mut report, &mut |cms, _| {
-                let issued = cms.issue_invoices(principal, now, previous, None)?;
-                Ok(BTreeMap::from([("issued".to_owned(), issued.len() as u64)]))
+                let drafts = cms.preview_invoices(principal, period, None)?;
+                Ok(BTreeMap::from([("drafts".to_owned(), drafts.len() as u64)]))
             })?;
+            if settings.auto_issue && now >= period.end + delay {
+                let job = Job::Issue { period };
+                let key = job.name();
+                self.run_job(principal, now, hooks, key, job, &mut report, &mut |cms, _| {
+                    let issued = cms.issue_invoices(principal, now, period, None)?;
+                    Ok(BTreeMap::from([("issued".to_owned(), issued.len() as u64)]))
+                })?;
+            }
         }
         // Retention, once a day.
         let key = format!("purge:{}", now.date_naive());
@@ -708,6 +752,61 @@ impl<S: Store> Cms<S> {
             }
         }
         Ok(report)
+    }
+
+    /// The months a tick at `now` drafts (and, with `auto_issue`, issues), oldest first: from the oldest
+    /// month the scheduler has not settled up to the month before `now`. A month is settled once its
+    /// `draft:<period>` ran to completion and, with `auto_issue`, its `issue:<period>` did too (or, never
+    /// tried, the month was closed by other means: invoiced by hand). The range also starts no later than
+    /// the month after the newest month the scheduler ever drafted, so months a long silence skipped are
+    /// caught up; before the scheduler's first draft, it starts at the oldest month with stored usage that
+    /// is not closed (one pass over the stored usage, once). Months already done are skipped by their keys.
+    fn billing_periods(&self, now: Instant) -> Result<Vec<Period>, CmsError> {
+        let previous = previous_month(month_of(now)?)?;
+        let jobs = &self.state.jobs;
+        let auto_issue = self.state.monitoring.auto_issue;
+        let settled = |period: &Period| {
+            let issued = || {
+                jobs.latest(&Job::Issue { period: *period }.name())
+                    .map_or_else(|| self.state.closed_periods.contains(period), JobRun::succeeded)
+            };
+            jobs.succeeded(&Job::Draft { period: *period }.name()) && (!auto_issue || issued())
+        };
+        let mut start = previous;
+        if let Some(newest) = jobs.billed_periods().next_back() {
+            start = start.min(newest.next_month()?);
+            if let Some(oldest) = jobs.billed_periods().find(|period| !settled(period)) {
+                start = start.min(*oldest);
+            }
+        } else if let Some(oldest) = self.oldest_open_usage_month(previous)? {
+            start = start.min(oldest);
+        }
+        let mut periods = Vec::new();
+        let mut period = start;
+        while period <= previous {
+            periods.push(period);
+            period = period.next_month()?;
+        }
+        Ok(periods)
+    }
+
+    /// The oldest calendar month before `before` with stored usage, among the months not closed.
+    fn oldest_open_usage_month(&self, before: Period) -> Result<Option<Period>, CmsError> {
+        let epoch = Instant::UNIX_EPOCH;
+        if before.start <= epoch {
+            return Ok(None);
+        }
+        let mut oldest: Option<Instant> = None;
+        let closed = &self.state.closed_periods;
+        self.store.for_each_usage(&Period::new(epoch, before.start)?, &mut |record| {
+            if oldest.is_none_or(|oldest| record.start < oldest)
+                && !closed.iter().any(|period| period.contains(record.start))
+            {
+                oldest = Some(record.start);
+            }
+            Ok(())
+        })?;
+        oldest.map(month_of).transpose()
     }
 
     /// Pull one region from its checkpoints up to the hour, ingesting as `principal` at `now`.
@@ -914,23 +1013,51 @@ impl<S: Store> Cms<S> {
         Ok(costs.into_iter().map(|(currency, amount)| Amount { currency, amount }).collect())
     }
 
-    /// Commissions earned to date by the scope's partners (in their payer's invoice currency).
+    /// Commissions earned to date by the scope's partners, and overrides by its distributors, in the
+    /// currency of the invoices they are computed on (a partner's network bills in one currency, or its
+    /// month-end fails): the payer's invoice to the partner's first tenant, or to any tenant below the
+    /// distributor. An override appears under the distributor's id, its name followed by "(override)".
     fn commissions_to_date(&self, scope: NodeIndex, series: &CostSeries) -> Vec<Ranked> {
         let Some(report) = series.report.as_ref() else { return Vec::new() };
-        report
-            .commissions
-            .iter()
-            .filter(|statement| self.within(scope, &statement.partner))
-            .filter_map(|statement| {
-                let invoice = report.invoices.iter().find(|invoice| invoice.issuer == statement.payer)?;
-                Some(Ranked {
-                    id: statement.partner.clone(),
-                    name: statement.partner_name.clone(),
-                    currency: invoice.currency,
-                    amount: statement.commission,
-                })
+        let hierarchy = &self.state.hierarchy;
+        let tenant_invoice = |issuer: Option<&str>, keep: &dyn Fn(&str) -> bool| {
+            report.invoices.iter().find(|invoice| {
+                invoice.buyer_kind == NodeKind::Tenant
+                    && issuer.is_none_or(|issuer| invoice.issuer == issuer)
+                    && keep(&invoice.buyer)
             })
-            .collect()
+        };
+        let commissions =
+            report.commissions.iter().filter(|statement| self.within(scope, &statement.partner)).filter_map(
+                |statement| {
+                    let tenant = statement.tenants.first()?;
+                    let invoice = tenant_invoice(Some(&statement.payer), &|buyer| buyer == tenant.tenant)?;
+                    Some(Ranked {
+                        id: statement.partner.clone(),
+                        name: statement.partner_name.clone(),
+                        currency: invoice.currency,
+                        amount: statement.commission,
+                    })
+                },
+            );
+        let overrides = report
+            .overrides
+            .iter()
+            .filter(|statement| self.within(scope, &statement.distributor))
+            .filter_map(|statement| {
+                let distributor = hierarchy.find(&statement.distributor)?;
+                let below = |buyer: &str| {
+                    hierarchy.find(buyer).is_some_and(|node| hierarchy.is_within(node, distributor))
+                };
+                let invoice = tenant_invoice(None, &below)?;
+                Some(Ranked {
+                    id: statement.distributor.clone(),
+                    name: format!("{} (override)", statement.distributor_name),
+                    currency: invoice.currency,
+                    amount: statement.amount,
+                })
+            });
+        commissions.chain(overrides).collect()
     }
 
     /// The period's documents the principal sees, counted by state and currency.
@@ -973,6 +1100,22 @@ impl<S: Store> Cms<S> {
             })
             .collect();
         names.extend(pulls.keys().cloned());
+        // Every ingestion run of a region that started in the period (up to `at`): its pulls, and the runs
+        // of sources that name it (`folder:<region>`).
+        let runs: Vec<(String, &JobRun)> = self
+            .state
+            .jobs
+            .runs
+            .iter()
+            .filter(|run| period.contains(run.started) && run.started <= at)
+            .filter_map(|run| match &run.job {
+                Job::Pull { region } => Some((region.to_ascii_lowercase(), run)),
+                Job::Ingest { source } => {
+                    source.split_once(':').map(|(_, region)| (region.to_ascii_lowercase(), run))
+                }
+                _ => None,
+            })
+            .collect();
         Ok(names
             .into_iter()
             .map(|region| {
@@ -986,14 +1129,17 @@ impl<S: Store> Cms<S> {
                     })
                     .count() as u64;
                 let pull = pulls.get(&region);
+                let refused_records = runs
+                    .iter()
+                    .filter(|(name, _)| *name == region)
+                    .map(|(_, run)| run.counts.get("refused").copied().unwrap_or_default())
+                    .sum();
                 RegionHealth {
                     last_usage: last,
                     lag_hours: last.map(|last| (at - last).num_hours()),
                     stale: stale.contains(&region),
                     gaps,
-                    refused_records: pull
-                        .and_then(|run| run.counts.get("refused").copied())
-                        .unwrap_or_default(),
+                    refused_records,
                     last_pull: pull.map(|run| (run.started, run.succeeded())),
                     region,
                 }

@@ -12,7 +12,7 @@
 //! - Alerts carry the node they concern (`scope`): a principal sees the alerts of its subtree only.
 //!
 //! The library produces alerts; delivery (webhook, e-mail, chat) is the embedding application's, through
-//! [`AlertSink`].
+//! [`crate::engine::monitoring::TickHooks::deliver`] (the scheduler hands it each [`AlertChange`]).
 
 use std::collections::BTreeMap;
 
@@ -33,6 +33,9 @@ pub enum AlertKind {
     BudgetForecast,
     /// A subscription's concurrent use (its latest hour) approaches a quota of its offer.
     QuotaApproach,
+    /// An offer in use grants a quota that no meters measure (`MonitoringSettings::quota_meters`): its use
+    /// is not checked.
+    QuotaUnchecked,
     /// No new usage from a region for longer than its allowed silence.
     IngestionStale,
     /// Missing hours for a resource that was running before and after them.
@@ -57,6 +60,7 @@ impl AlertKind {
             Self::BudgetBreach => "budget_breach",
             Self::BudgetForecast => "budget_forecast",
             Self::QuotaApproach => "quota_approach",
+            Self::QuotaUnchecked => "quota_unchecked",
             Self::IngestionStale => "ingestion_stale",
             Self::UsageGap => "usage_gap",
             Self::UnknownMeter => "unknown_meter",
@@ -178,12 +182,6 @@ pub enum AlertChange {
     Resolved,
 }
 
-/// Delivery of alert changes: implemented by the embedding application (a webhook, e-mail, a chat).
-pub trait AlertSink {
-    /// Deliver one change. An error is reported by the scheduler and does not undo the alert.
-    fn deliver(&mut self, alert: &Alert, change: AlertChange) -> Result<(), String>;
-}
-
 /// Every alert, open and resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertBook {
@@ -191,12 +189,20 @@ pub struct AlertBook {
     pub alerts: BTreeMap<u64, Alert>,
     /// Open alerts' ids by key.
     open: BTreeMap<String, u64>,
+    /// The instant of the latest complete evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    evaluated: Option<Instant>,
 }
 
 impl AlertBook {
     /// The open alert of a key.
     pub fn open_alert(&self, key: &str) -> Option<&Alert> {
         self.open.get(key).and_then(|id| self.alerts.get(id))
+    }
+
+    /// The instant of the latest complete evaluation, if any.
+    pub fn evaluated(&self) -> Option<Instant> {
+        self.evaluated
     }
 
     /// Open alerts, by id.
@@ -208,6 +214,7 @@ impl AlertBook {
     /// alerts not found. Returns the changes.
     pub fn evaluate(&mut self, at: Instant, findings: &[Finding]) -> Vec<(u64, AlertChange)> {
         let mut changes = self.raise(at, findings);
+        self.evaluated = Some(self.evaluated.map_or(at, |evaluated| evaluated.max(at)));
         let found: std::collections::BTreeSet<&str> = findings.iter().map(|f| f.key.as_str()).collect();
         let gone: Vec<(String, u64)> = self
             .open

@@ -71,7 +71,11 @@ pub struct RegionHealth {
     pub stale: bool,
     /// Series (subscription, resource, meter) with missing hours this period.
     pub gaps: u64,
-    /// Records the region's latest pull refused.
+    /// Records refused (late ones apart) by the region's ingestion runs that started in the period up to the
+    /// dashboard's instant: its scheduled pulls, and the recorded runs of sources naming it
+    /// (`Cms::record_ingestion` with a source `<kind>:<region>`, as `cms ingest folder --region east` records
+    /// `folder:east`). Runs of sources naming no region (`pages`, `focus`) count in no region; their refused
+    /// records raise a `refused_records` alert of their own.
     pub refused_records: u64,
     /// When the region was last pulled, and whether that pull succeeded.
     pub last_pull: Option<(Instant, bool)>,

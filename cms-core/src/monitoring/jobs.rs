@@ -6,7 +6,7 @@
 //! never run again, so a second tick at the same instant (or within the same slot) does no work twice; a
 //! failed key is tried again by a later tick.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -245,6 +245,9 @@ pub struct JobLog {
     latest_of_key: BTreeMap<String, usize>,
     /// The latest run of each job name.
     latest_of_job: BTreeMap<String, usize>,
+    /// The periods with a draft or issue run.
+    #[serde(default)]
+    billed_periods: BTreeSet<Period>,
 }
 
 impl JobLog {
@@ -253,7 +256,20 @@ impl JobLog {
         let index = self.runs.len();
         self.latest_of_key.insert(run.key.clone(), index);
         self.latest_of_job.insert(run.job.name(), index);
+        if let Job::Draft { period } | Job::Issue { period } = &run.job {
+            self.billed_periods.insert(*period);
+        }
         self.runs.push(run);
+    }
+
+    /// The periods the scheduler drafted or issued (or tried to), in order.
+    pub fn billed_periods(&self) -> impl DoubleEndedIterator<Item = &Period> {
+        self.billed_periods.iter()
+    }
+
+    /// Whether a key's latest run succeeded.
+    pub fn succeeded(&self, key: &str) -> bool {
+        self.latest(key).is_some_and(JobRun::succeeded)
     }
 
     /// The latest run of a key.

@@ -1,7 +1,7 @@
 //! Monitoring: budgets, alerts, scheduled jobs and dashboard data.
 //!
 //! - [`budgets`]: monthly budgets per node, their status and the forecast (its method is stated there);
-//! - [`alerts`]: findings, alert records (deduplicated while open), the delivery hook;
+//! - [`alerts`]: findings, alert records (deduplicated while open) and their changes, for delivery;
 //! - [`detect`]: the detection rules (stale ingestion, gaps, anomalies, quotas), stated and pure;
 //! - [`jobs`]: settings, the jobs a scheduler tick runs and their run records;
 //! - [`dashboard`]: the KPI data a dashboard shows.
