@@ -2,9 +2,11 @@
 
 mod common;
 
-use cms_azure_stack::{MultiRegionSource, UsageApiClient};
+use cms_azure_stack::{ClientCredentials, MultiRegionSource, UsageApiClient};
 use cms_core::source::{Checkpoint, Granularity, UsageSource};
-use common::{Login, Reply, Server, at, config, drain, page, record, stamp};
+use common::{
+    AUDIENCE, CLIENT_ID, CLIENT_SECRET, Login, Reply, Server, TENANT, at, config, drain, page, record, stamp,
+};
 
 /// A stamp whose pages hold one record of a subscription named after the region and the subscriber.
 fn region_stamp(region: &'static str) -> Server {
@@ -20,9 +22,16 @@ fn chains_regions_in_order_and_keeps_checkpoints_apart() {
     let east = region_stamp("east");
     let west = region_stamp("west");
     let until = at("2025-03-12T00:00:00Z");
+    // West has an identity of its own: another directory, application and secret.
+    let mut west_config = config("west", west.base(), &["sub-a", "sub-b"]);
+    west_config.credentials = ClientCredentials {
+        tenant: "fabrikam.onmicrosoft.com".into(),
+        client_id: "7c9e6679-7425-40de-944b-e07fc1f90ae7".into(),
+        client_secret: "west-only-secret".into(),
+    };
     let clients = vec![
         UsageApiClient::new(config("east", east.base(), &["sub-a"]), until).unwrap(),
-        UsageApiClient::new(config("west", west.base(), &["sub-a", "sub-b"]), until).unwrap(),
+        UsageApiClient::new(west_config, until).unwrap(),
     ];
     // East already has its first day; west starts from scratch (a checkpoint of sub-a in east only).
     let checkpoints = [Checkpoint {
@@ -61,6 +70,34 @@ fn chains_regions_in_order_and_keeps_checkpoints_apart() {
     assert_eq!(west.usage_requests().len(), 4);
     assert_eq!(east.token_requests().len(), 1);
     assert_eq!(west.token_requests().len(), 1);
+    // Each stamp's identity provider got that region's credentials, and only those.
+    let form = |server: &Server| {
+        let request = &server.token_requests()[0];
+        let mut form = request.form();
+        form.sort();
+        (request.path.clone(), form)
+    };
+    let fields = |client_id: &str, secret: &str| {
+        let mut fields: Vec<(String, String)> = [
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("grant_type", "client_credentials"),
+            ("resource", AUDIENCE),
+        ]
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+        fields.sort();
+        fields
+    };
+    assert_eq!(form(&east), (format!("/{TENANT}/oauth2/token"), fields(CLIENT_ID, CLIENT_SECRET)));
+    assert_eq!(
+        form(&west),
+        (
+            "/fabrikam.onmicrosoft.com/oauth2/token".to_owned(),
+            fields("7c9e6679-7425-40de-944b-e07fc1f90ae7", "west-only-secret")
+        )
+    );
 
     // The checkpoints the pages set are per region and subscriber.
     let mut checkpoints: Vec<(String, Option<String>)> = pages
