@@ -985,22 +985,52 @@ fn stored_usage(engine: &Engine, mut params: Params) -> Result<Value, CmsError> 
     let principal = params.principal()?;
     let period = params.period("period")?;
     params.finish()?;
-    engine.authorize_read(&principal, Action::ReadUsage)?;
-    let scope = engine.scope_of(&principal)?;
+    let mut records = Vec::new();
+    visible_usage(engine, &principal, &period, &mut |record| {
+        records.push(to_json("stored_usage", record)?);
+        Ok(())
+    })?;
+    Ok(Value::Array(records))
+}
+
+/// Visit the usage records stored for a period that a principal may read: those of its subscriptions, and
+/// at the platform also those of subscriptions not yet onboarded.
+fn visible_usage(
+    engine: &Engine,
+    principal: &Principal,
+    period: &cms_core::model::time::Period,
+    visit: &mut dyn FnMut(&UsageRecord) -> Result<(), CmsError>,
+) -> Result<(), CmsError> {
+    engine.authorize_read(principal, Action::ReadUsage)?;
+    let scope = engine.scope_of(principal)?;
     let hierarchy = &engine.state().hierarchy;
     let everything = scope == hierarchy.root();
-    let mut records = Vec::new();
-    engine.store().for_each_usage(&period, &mut |record| {
+    engine.store().for_each_usage(period, &mut |record| {
         let visible = everything
             || hierarchy
                 .find_ignoring_case(&record.subscription)
                 .is_some_and(|node| hierarchy.is_within(node, scope));
-        if visible {
-            records.push(to_json("stored_usage", record)?);
-        }
+        if visible { visit(record) } else { Ok(()) }
+    })
+}
+
+/// `stored_usage`'s records in the core's types, for a binding that lays them out itself (Python's Arrow
+/// tables), with its parameters as JSON (`principal, period`); errors name `method`.
+pub fn stored_usage_records(
+    engine: &Engine,
+    method: &str,
+    params: Value,
+) -> Result<Vec<UsageRecord>, CmsError> {
+    let mut params = Params::new(method, params)?;
+    let principal = params.principal()?;
+    let period = params.period("period")?;
+    params.finish()?;
+    let mut records = Vec::new();
+    visible_usage(engine, &principal, &period, &mut |record| {
+        records.push(record.clone());
         Ok(())
     })?;
-    Ok(Value::Array(records))
+    Ok(records)
 }
 
 fn subscriptions(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {

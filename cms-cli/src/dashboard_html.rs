@@ -2,13 +2,15 @@
 //! (instants shown in the viewer's time zone). Nothing is fetched, so the page opens offline, from an
 //! e-mail attachment or a file share. Every text from the data is HTML-escaped.
 //!
-//! Charts: cost by day (columns), cost by tenant and by meter (bars), region health (lag bars, red when
-//! stale), budgets (progress bars). Colours are fixed so a screenshot test can find the charts.
+//! Charts: cost by day (columns), cost by tenant, by meter and by region and commissions (bars), region
+//! health (lag bars, red when stale), budgets (progress bars). Every chart has its own fixed colours, used
+//! nowhere else on the page, so a screenshot test finds each chart by itself.
 
 use std::fmt::Write as _;
 
 use cms_core::Decimal;
 use cms_core::monitoring::alerts::Severity;
+use cms_core::monitoring::budgets::BudgetState;
 use cms_core::monitoring::dashboard::{Amount, Dashboard, Ranked};
 
 /// Columns of the cost-by-day chart.
@@ -17,10 +19,20 @@ pub const DAY_COLOUR: &str = "#2563eb";
 pub const TENANT_COLOUR: &str = "#0d9488";
 /// Bars of the cost-by-meter chart.
 pub const METER_COLOUR: &str = "#d97706";
+/// Bars of the cost-by-region chart.
+pub const REGION_COLOUR: &str = "#7c3aed";
+/// Bars of the commissions chart.
+pub const COMMISSION_COLOUR: &str = "#db2777";
 /// A healthy region's lag bar.
 pub const HEALTHY_COLOUR: &str = "#16a34a";
 /// A stale region's lag bar.
 pub const STALE_COLOUR: &str = "#dc2626";
+/// A budget within its amount.
+pub const BUDGET_OK_COLOUR: &str = "#0891b2";
+/// A budget past its warning (or forecast to breach).
+pub const BUDGET_WARNING_COLOUR: &str = "#ca8a04";
+/// A breached budget.
+pub const BUDGET_BREACH_COLOUR: &str = "#9f1239";
 
 /// Escape text for HTML content and attribute values.
 fn escape(text: &str) -> String {
@@ -204,9 +216,9 @@ fn budgets(board: &Dashboard) -> String {
     for status in &board.budgets {
         let used = scaled(status.percent.min(Decimal::ONE_HUNDRED), Decimal::ONE_HUNDRED, 120);
         let colour = match status.state {
-            cms_core::monitoring::budgets::BudgetState::Ok => HEALTHY_COLOUR,
-            cms_core::monitoring::budgets::BudgetState::Breach => STALE_COLOUR,
-            _ => METER_COLOUR,
+            BudgetState::Ok => BUDGET_OK_COLOUR,
+            BudgetState::Breach => BUDGET_BREACH_COLOUR,
+            BudgetState::Warning | BudgetState::ForecastBreach => BUDGET_WARNING_COLOUR,
         };
         let _ = write!(
             out,
@@ -319,11 +331,11 @@ pub fn render(board: &Dashboard) -> String {
     page.push_str(&by_day(board));
     page.push_str(&bars("Cost by tenant", &board.top_tenants, TENANT_COLOUR));
     page.push_str(&bars("Cost by meter", &board.top_meters, METER_COLOUR));
-    page.push_str(&bars("Cost by region", &board.by_region, DAY_COLOUR));
+    page.push_str(&bars("Cost by region", &board.by_region, REGION_COLOUR));
     page.push_str(&regions(board));
     page.push_str(&budgets(board));
     page.push_str(&documents(board));
-    page.push_str(&bars("Commissions to date", &board.commissions, TENANT_COLOUR));
+    page.push_str(&bars("Commissions to date", &board.commissions, COMMISSION_COLOUR));
     page.push_str(&alerts(board));
     let _ = writeln!(page, "</div><script>{SCRIPT}</script></body></html>");
     page

@@ -2,7 +2,8 @@
 //! and alerts, on a SQLite file (`./cms.db` unless `--db`).
 //!
 //! `cms tick` pulls the regions given by `--region CONFIG.json` (the files of `cms ingest region`), drafts
-//! and (when the monitoring settings say so) issues the previous month's invoices, purges by retention,
+//! and (when the monitoring settings say so) issues the invoices of every ended month not yet done (after a
+//! silence, each month it missed, oldest first), purges by retention,
 //! evaluates budgets and alerts, and delivers alert changes to `--webhook URL` (a JSON POST per change)
 //! if given. It acts as the principal `--as` (default `scheduler`, which needs the Service role once roles
 //! are in use) at `--at` (default: now). Running it twice at one instant does no work twice.

@@ -1,7 +1,8 @@
 //! `cms tick`, `cms budget`, `cms alerts` and `cms report` as an operator runs them, on a SQLite file built
-//! through the engine: November 2026, S1 (tenant T1) 8 vCores every hour (9.60 a day at 0.05), S3 (tenant
-//! T3) 20 vCore-hours on the 2nd (1.00). The dashboard page is loaded in headless Chromium: no console
-//! output at all, and the screenshot shows the charts' colours.
+//! through the engine: November 2026, S1 (tenant T1 of partner Contoso, which earns 10 % commission) 8
+//! vCores every hour (9.60 a day at 0.05), S3 (tenant T3 of partner Fabrikam) 20 vCore-hours on the 2nd
+//! (1.00), and unpriced usage of S3 with a gap and a refused record. The dashboard page is loaded in
+//! headless Chromium: no console output at all, and the screenshot shows each chart in its own colour.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,7 +14,8 @@ use cms_core::engine::{Cms, Event, Principal};
 use cms_core::model::hierarchy::NodeKind;
 use cms_core::model::money::Currency;
 use cms_core::model::price_book::{BookList, PriceScope, PriceVersion};
-use cms_core::model::pricing::{MeterPrice, PriceModel};
+use cms_core::model::pricing::{CommissionPlan, MeterPrice, PriceModel};
+use cms_core::model::tiers::{Tier, TierMode};
 use cms_core::model::time::Instant;
 use cms_core::model::usage::UsageRecord;
 use cms_core::monitoring::budgets::Budget;
@@ -22,6 +24,8 @@ use cms_sqlite::SqliteStore;
 use serde_json::Value;
 
 const VM: &str = "FAB6EB84-500B-4A09-A8CA-7358F8BBAEA5";
+/// A meter no catalogue knows: kept, not priced.
+const UNKNOWN: &str = "00000000-0000-0000-0000-0000000000AA";
 const NOW: &str = "2026-11-04T00:00:00Z";
 
 fn at(month: u32, day: u32, hour: u32) -> Instant {
@@ -56,6 +60,12 @@ fn database(dir: &Path) -> PathBuf {
             .into_iter()
             .collect(),
     ));
+    let ten_percent = CommissionPlan::new(
+        "ten",
+        TierMode::Graduated,
+        vec![Tier { from: Decimal::ZERO, rate: Decimal::new(10, 2) }],
+    )
+    .unwrap();
     let budget = Budget {
         id: "b-t1".into(),
         node: "t1".into(),
@@ -78,13 +88,26 @@ fn database(dir: &Path) -> PathBuf {
             Event::PriceListCreated { list },
             Event::PriceListAssigned { scope: PriceScope::Default, list: "std".into() },
             Event::BudgetSet { budget },
+            Event::CommissionPlanPut { plan: ten_percent },
+            Event::CommissionPlanAssigned { node: "contoso".into(), plan: "ten".into() },
         ],
     )
     .unwrap();
     let mut usage: Vec<UsageRecord> =
         (0..72).map(|hour| record("s1", at(11, 1, 0) + Duration::hours(hour), 8)).collect();
     usage.push(record("s3", at(11, 2, 7), 20));
+    // S3 also reports a meter no catalogue prices (no cost), hours 0-3 and 7-9 of 3 November: one gap.
+    for hour in [0, 1, 2, 3, 7, 8, 9] {
+        usage.push(UsageRecord { meter: UNKNOWN.parse().unwrap(), ..record("s3", at(11, 3, hour), 1) });
+    }
     cms.ingest(&usage, &PageOrigin::named("november")).unwrap();
+    // A folder of region "local" brings a daily record of it, refused (S3 is hourly), recorded as
+    // `cms ingest folder --region local` records its runs.
+    let daily =
+        UsageRecord { meter: UNKNOWN.parse().unwrap(), end: at(11, 3, 0), ..record("s3", at(11, 2, 0), 24) };
+    let summary = cms.ingest(&[daily], &PageOrigin::named("local/day.json")).unwrap();
+    assert_eq!(summary.refused.len(), 1);
+    cms.record_ingestion(&Principal::platform("operator"), at(11, 3, 12), "folder:local", &summary).unwrap();
     path
 }
 
@@ -125,6 +148,13 @@ fn tick_runs_once_per_slot_and_report_alerts_and_budgets_show_the_month() {
         serde_json::from_str(&ok(&cms(&["report", "--db", db, "--at", NOW, "--json"]))).unwrap();
     assert_eq!(board["month_to_date"][0]["amount"], "29.80");
     assert_eq!(board["by_day"].as_array().unwrap().len(), 3);
+    let local = &board["regions"][0];
+    assert_eq!(
+        (&local["region"], &local["gaps"], &local["refused_records"]),
+        (&"local".into(), &1.into(), &1.into())
+    );
+    assert_eq!(board["commissions"][0]["id"], "contoso");
+    assert_eq!(board["commissions"][0]["amount"], "2.88", "10 % of T1's 28.80");
     // A partner sees its branch: roles are not in use in this database, so any principal may act.
     let fabrikam: Value =
         serde_json::from_str(&ok(&cms(&["report", "--db", db, "--at", NOW, "--node", "fabrikam", "--json"])))
@@ -202,6 +232,44 @@ fn pixels(screenshot: &Path, colours: &[&str]) -> Vec<usize> {
     counts
 }
 
+/// The page's charts by section title, and the colour each is drawn in (`dashboard_html.rs`; in this
+/// scenario the region is healthy and the budget forecast to breach).
+const CHARTS: [(&str, &str); 7] = [
+    ("Cost by day", "#2563eb"),
+    ("Cost by tenant", "#0d9488"),
+    ("Cost by meter", "#d97706"),
+    ("Cost by region", "#7c3aed"),
+    ("Region health", "#16a34a"),
+    ("Budgets", "#ca8a04"),
+    ("Commissions to date", "#db2777"),
+];
+
+/// Pixels of a chart's colour that show it drawn (the smallest, the budget's bar, has 14 x 12).
+const SHOWN: usize = 100;
+
+/// The page without the section titled `title`.
+fn without_section(html: &str, title: &str) -> String {
+    let heading = html.find(&format!("<h2>{title}</h2>")).unwrap();
+    let start = html[..heading].rfind("<section").unwrap();
+    let end = heading + html[heading..].find("</section>").unwrap() + "</section>".len();
+    format!("{}{}", &html[..start], &html[end..])
+}
+
+/// The section titled `title`.
+fn section<'a>(html: &'a str, title: &str) -> &'a str {
+    let heading = html.find(&format!("<h2>{title}</h2>")).unwrap();
+    let start = html[..heading].rfind("<section").unwrap();
+    let end = heading + html[heading..].find("</section>").unwrap();
+    &html[start..end]
+}
+
+/// The titles of the charts the screenshot shows (at least [`SHOWN`] pixels of their colour).
+fn charts_shown(screenshot: &Path) -> Vec<&'static str> {
+    let colours: Vec<&str> = CHARTS.iter().map(|(_, colour)| *colour).collect();
+    let counts = pixels(screenshot, &colours);
+    CHARTS.iter().zip(counts).filter(|(_, count)| *count >= SHOWN).map(|((title, _), _)| *title).collect()
+}
+
 #[test]
 fn the_dashboard_page_is_self_contained_and_renders_its_charts_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,18 +288,95 @@ fn the_dashboard_page_is_self_contained_and_renders_its_charts_in_chromium() {
     {
         assert!(html.contains(expected), "{expected}");
     }
+    // Each chart's colour is drawn in its own section and nowhere else on the page.
+    for (title, colour) in CHARTS {
+        let inside = section(&html, title).matches(colour).count();
+        assert!(inside > 0, "{title} is not drawn in {colour}");
+        assert_eq!(html.matches(colour).count(), inside, "{colour} of {title} is used elsewhere too");
+    }
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let Some(console) = load_in_chromium(&page, &screenshot) else { return };
     assert!(console.is_empty(), "console output while loading the dashboard: {console:#?}");
-    // Columns (cost by day), tenant bars, meter bars, the healthy region's lag bar.
-    let counts = pixels(&screenshot, &["#2563eb", "#0d9488", "#d97706", "#16a34a"]);
-    assert!(counts.iter().all(|count| *count > 300), "chart colours in the screenshot: {counts:?}");
+    let all: Vec<&str> = CHARTS.iter().map(|(title, _)| *title).collect();
+    assert_eq!(charts_shown(&screenshot), all, "charts in the screenshot");
+
+    // The screenshot check sees each chart by itself: a page without one of them misses that one only.
+    for (title, _) in CHARTS {
+        let without = dir.path().join("without.html");
+        std::fs::write(&without, without_section(&html, title)).unwrap();
+        let shot = dir.path().join("without.png");
+        assert!(load_in_chromium(&without, &shot).unwrap().is_empty());
+        let expected: Vec<&str> = all.iter().copied().filter(|shown| *shown != title).collect();
+        assert_eq!(charts_shown(&shot), expected, "the page without {title}");
+    }
 
     // The console check sees errors: a page with a broken script is caught.
     let broken = dir.path().join("broken.html");
     std::fs::write(&broken, html.replace("</body>", "<script>notAFunction();</script></body>")).unwrap();
     let console = load_in_chromium(&broken, &dir.path().join("broken.png")).unwrap();
     assert!(console.iter().any(|line| line.contains("notAFunction")), "{console:?}");
+}
+
+/// The page of a partner's principal for a chosen month: its branch only, no platform panels.
+#[test]
+fn the_dashboard_page_of_a_partner_shows_its_branch_for_the_chosen_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path());
+    let db = db.to_str().unwrap();
+    ok(&cms(&["tick", "--db", db, "--at", NOW]));
+    let page = dir.path().join("fabrikam.html");
+    // In December, November's page: roles are not in use in this database, so Bob may act at Fabrikam.
+    let said = ok(&cms(&[
+        "report",
+        "dashboard",
+        "--db",
+        db,
+        "--as",
+        "bob",
+        "--node",
+        "fabrikam",
+        "--period",
+        "2026-11",
+        "--at",
+        "2026-12-02T00:00:00Z",
+        "--out",
+        page.to_str().unwrap(),
+    ]));
+    assert!(said.contains("dashboard of fabrikam for 2026-11 written to"), "{said}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    for expected in
+        ["fabrikam name &middot; 2026-11", "t3 name", "<b>1.00 USD</b>", "Open alerts (1)", "usage_gap"]
+    {
+        assert!(html.contains(expected), "{expected} in the partner's page");
+    }
+    // Its one alert is S3's gap. Other branches' tenants, their budgets, alerts and commissions, and the
+    // platform's region health and alerts are not on it.
+    for absent in [
+        "t1 name",
+        "contoso",
+        "b-t1",
+        "29.80",
+        "Region health",
+        "<h2>Budgets</h2>",
+        "budget_forecast",
+        "refused_records",
+        "unknown_meter",
+    ] {
+        assert!(!html.contains(absent), "{absent} in the partner's page");
+    }
+    // The platform's page of the same month has them all, so the checks above can fail.
+    let platform = dir.path().join("platform.html");
+    let args = ["report", "dashboard", "--db", db, "--period", "2026-11", "--at", "2026-12-02T00:00:00Z"];
+    ok(&cms(&[&args[..], &["--out", platform.to_str().unwrap()]].concat()));
+    let everything = std::fs::read_to_string(&platform).unwrap();
+    for present in
+        ["t1 name", "contoso", "b-t1", "29.80", "Region health", "<h2>Budgets</h2>", "refused_records"]
+    {
+        assert!(everything.contains(present), "{present} in the platform's page");
+    }
+    let cost_by_day = section(&html, "Cost by day");
+    assert_eq!(cost_by_day.matches("<rect").count(), 30, "every day of November, T3's cost on the 2nd only");
+    assert!(cost_by_day.contains("2026-11-02: 1.00 USD"));
 }
 
 /// A stand-in stamp serving the sample page, and a webhook receiver; returns their base URLs and what the

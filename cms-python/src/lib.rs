@@ -9,6 +9,7 @@
 mod errors;
 mod ingest_arrow;
 mod partials;
+mod usage_arrow;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -184,6 +185,26 @@ impl PySession {
         })
     }
 
+    /// The usage records stored for a period that a principal may read (`stored_usage`), laid out in Arrow
+    /// columns in Rust (see the module `usage_arrow`), with the GIL released.
+    ///
+    /// Args:
+    ///     params: `stored_usage`'s parameters as JSON text: `principal, period`.
+    ///
+    /// Returns:
+    ///     An object with `__arrow_c_stream__` (`pyarrow.table` imports it without copying).
+    ///
+    /// Raises:
+    ///     `CmsError`: as `stored_usage`.
+    fn stored_usage_arrow(&self, py: Python<'_>, params: &str) -> PyResult<usage_arrow::PyArrowStream> {
+        self.with_session(py, |session| {
+            let params = parse_params("stored_usage_arrow", params)?;
+            let records =
+                cms_api::methods::stored_usage_records(session.engine(), "stored_usage_arrow", params)?;
+            Ok(usage_arrow::PyArrowStream { batch: usage_arrow::usage_batch(&records)? })
+        })
+    }
+
     /// Close the session: the store is released (a SQLite file can be opened again). Later calls raise
     /// `StorageError` (code `store`). Closing twice does nothing.
     fn close(&self, py: Python<'_>) {
@@ -215,6 +236,7 @@ fn _cms(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(error_class, module)?)?;
     module.add_class::<PySession>()?;
     module.add_class::<partials::PySetup>()?;
+    module.add_class::<usage_arrow::PyArrowStream>()?;
     // The month-end's column and file names, from the core (cms.distributed uses them).
     module.add("USAGE_COLUMNS", cms_core::formats::usage_csv::USAGE_COLUMNS.to_vec())?;
     module.add("SETUP_FILES", cms_api::month_end::partial::SETUP_FILES.to_vec())?;

@@ -147,6 +147,22 @@ def test_frames_and_tables_store_exactly_what_the_json_path_stores() -> None:
         assert by_frame.stored_usage("2026-10") == by_table.stored_usage("2026-10")
 
 
+def test_usage_tables_come_from_rust_as_the_json_path_would_build_them() -> None:
+    frame = _tagged_frame(30)
+    with _engine() as engine:
+        assert engine.usage_table("2026-10").equals(cms.frames.usage_table([]))
+        engine.ingest_frame(frame)
+        engine.execute({"type": "node_added", "id": "other", "kind": "partner", "parent": None, "name": "O"}, at=AT)
+        # Through Arrow (columns made in Rust), and through JSON and Python values: the same table.
+        table = engine.usage_table("2026-10")
+        assert table.equals(cms.frames.usage_table(engine.stored_usage("2026-10")))
+        assert table.num_rows == 30 and table.schema.field("quantity").type == pa.decimal128(38, 6)
+        assert "7.500000" in [str(value) for value in table.column("quantity").to_pylist()]
+        # Scoped as stored_usage is: a principal of another branch reads no usage.
+        assert engine.usage_table("2026-10", principal={"id": "o", "node": "other"}).num_rows == 0
+        assert engine.usage_frame("2026-10", principal={"id": "o", "node": "contoso"}).shape == (30, 7)
+
+
 def test_integer_quantities_and_timestamps_of_any_unit_and_zone() -> None:
     base = pa.Table.from_pandas(_usage_frame(3), preserve_index=False)
     seconds = pa.timestamp("s", tz="Europe/Paris")

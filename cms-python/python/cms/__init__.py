@@ -1012,16 +1012,23 @@ class Cms:
 
     # ---- DataFrames and Arrow tables (pandas and pyarrow are imported on first use).
 
-    def usage_frame(self, period: PeriodLike) -> pandas.DataFrame:
+    def usage_frame(self, period: PeriodLike, *, principal: PrincipalLike | None = None) -> pandas.DataFrame:
         """The stored usage of a period as a pandas DataFrame (``quantity`` as ``Decimal`` objects, times
-        as ``datetime64[us, UTC]``); see :func:`cms.frames.usage_table`."""
-        return cast("pandas.DataFrame", self.usage_table(period).to_pandas())
+        as ``datetime64[us, UTC]``): :meth:`usage_table` converted by pyarrow's ``to_pandas``."""
+        return cast("pandas.DataFrame", self.usage_table(period, principal=principal).to_pandas())
 
-    def usage_table(self, period: PeriodLike) -> pyarrow.Table:
-        """The stored usage of a period as a pyarrow Table (``quantity`` as ``decimal128``)."""
-        from .frames import usage_table
+    def usage_table(self, period: PeriodLike, *, principal: PrincipalLike | None = None) -> pyarrow.Table:
+        """The stored usage of a period (:meth:`stored_usage`'s records) as a pyarrow Table: the columns of
+        :data:`cms.frames.USAGE_COLUMNS`, ``quantity`` as ``decimal128(38, s)`` (``s`` the largest scale of
+        its values, every value exact), ``start`` and ``end`` as ``timestamp[us, UTC]``.
 
-        return usage_table(self.stored_usage(period))
+        The columns are laid out in Rust and imported by pyarrow through the Arrow C stream interface: no
+        JSON and no Python object per value on the way.
+        """
+        import pyarrow as pa
+
+        params = {"principal": self._who(principal), "period": _period(period)}
+        return pa.table(self._session.stored_usage_arrow(encode(params)))
 
     def invoice_lines_frame(self, period: PeriodLike) -> pandas.DataFrame:
         """The month-end's invoice lines of a period (:meth:`month_end_report`), one row per line with

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional, final
 
 __all__ = [
+    "ArrowStream",
     "AuditError",
     "BillingError",
     "CmsError",
@@ -80,6 +81,8 @@ class Session:
     def ingest_arrow(self, data: Any, source: str, params: str) -> str:
         """Ingest usage given as Arrow data (``__arrow_c_stream__``), its columns read in place; returns the
         ingestion summary as JSON text."""
+    def stored_usage_arrow(self, params: str) -> "ArrowStream":
+        """The usage stored for a period that a principal may read, as Arrow columns made in Rust."""
     def close(self) -> None:
         """Close the session and release its store."""
     @property
@@ -88,6 +91,16 @@ class Session:
     @property
     def store(self) -> str:
         """The store spec the session was opened with, as JSON text."""
+
+@final
+class ArrowStream:
+    """Arrow data made in Rust: ``__arrow_c_stream__`` exports it (``pyarrow.table`` imports it, no copy)."""
+
+    def __arrow_c_stream__(self, requested_schema: Optional[object] = None) -> object:
+        """A capsule holding an Arrow C stream of the data."""
+    @property
+    def num_rows(self) -> int:
+        """The number of rows."""
 
 @final
 class MonthEndSetup:

@@ -18,11 +18,13 @@ work; object columns (``Decimal`` objects, strings held as Python objects) are r
 pyarrow, since pandas keeps them as Python objects (``Decimal`` values become their text, so each keeps its
 own digits, as :meth:`cms.Cms.ingest_records` keeps them).
 
-Copies, results out: the tables are built here, on the Python side, from the engine's results (JSON text,
+Copies, results out: ``Cms.usage_table`` (and ``usage_frame``) is laid out in Arrow columns in Rust from the
+stored records and imported by pyarrow through the same C stream interface, without JSON or Python objects
+(one copy: the store's records into Arrow buffers). The other tables (invoice lines, :func:`table` of any
+result, the month-end's outputs) are built here, on the Python side, from the engine's results (JSON text,
 converted by ``cms._convert`` into Python values, then by pyarrow into columns) or from the month-end's CSV
-outputs; they are not views of Rust memory. Every value is copied (JSON text, then a Python object, then an
-Arrow buffer); these results are small next to the usage they summarise. Going from a Table to pandas
-(``to_pandas``) is Arrow's own conversion.
+files: every value is copied (JSON text, then a Python object, then an Arrow buffer); these results are small
+next to the usage they summarise. Going from a Table to pandas (``to_pandas``) is Arrow's own conversion.
 """
 
 from __future__ import annotations
@@ -134,7 +136,8 @@ def table(records: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = 
 
 
 def usage_table(records: Sequence[Mapping[str, Any]]) -> pyarrow.Table:
-    """Usage records (``Cms.stored_usage``, ``cms.parse_usage_page``) as a table of :data:`USAGE_COLUMNS`."""
+    """Usage records (``Cms.stored_usage``, ``cms.parse_usage_page``) as a table of :data:`USAGE_COLUMNS`,
+    built from the Python values (``Cms.usage_table`` makes the same table in Rust)."""
     pa = _pyarrow()
     if not records:
         schema = pa.schema(
