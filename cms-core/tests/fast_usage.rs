@@ -339,5 +339,45 @@ mod pages {
             }
             prop_assert_eq!(fast(&pages), simple(&pages));
         }
+
+        /// Arbitrary bytes as a page: the fast reader does not panic, and gives what the simple path gives
+        /// (the same totals when it accepts, the same error when it refuses).
+        #[test]
+        fn arbitrary_bytes_as_a_page(bytes in proptest::collection::vec(any::<u8>(), 0..2048), first: bool) {
+            let pages = if first { vec![bytes] } else { vec![SAMPLE.as_bytes().to_vec(), bytes] };
+            let fast_result = fast(&pages);
+            let simple_result = simple(&pages);
+            if fast_result.is_ok() {
+                prop_assert!(simple_result.is_ok(), "fast accepted what parse_page refuses: {simple_result:?}");
+            }
+            prop_assert_eq!(fast_result, simple_result);
+        }
+
+        /// Arbitrary bytes (or text) spliced into the sample page anywhere, replacing up to 64 bytes: the same.
+        #[test]
+        fn arbitrary_bytes_spliced_into_a_page(
+            position in 0usize..19_000,
+            cut in 0usize..64,
+            inserted in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..64),
+                ".{0,16}".prop_map(String::into_bytes),
+            ],
+            repeat: bool,
+        ) {
+            let mut bytes = SAMPLE.as_bytes().to_vec();
+            let position = position.min(bytes.len());
+            let end = (position + cut).min(bytes.len());
+            bytes.splice(position..end, inserted);
+            let mut pages = vec![bytes];
+            if repeat {
+                pages.push(SAMPLE.as_bytes().to_vec());
+            }
+            let fast_result = fast(&pages);
+            let simple_result = simple(&pages);
+            if fast_result.is_ok() {
+                prop_assert!(simple_result.is_ok(), "fast accepted what parse_page refuses: {simple_result:?}");
+            }
+            prop_assert_eq!(fast_result, simple_result);
+        }
     }
 }
