@@ -5,6 +5,11 @@
 //! released, and maps the error to the exception family of its code ([`errors`]). Everything a Python
 //! user sees (`cms.Cms`, `cms.month_end`, decimals as `decimal.Decimal`, instants as aware `datetime`,
 //! `DataFrames`) is built on these few functions by the package's Python modules (`python/cms/`).
+//!
+//! Usage crosses as Arrow data instead of JSON where it is bulk: [`ingest_arrow`] reads the columns of
+//! anything with `__arrow_c_stream__` in place into usage records (`Cms.ingest_frame`), [`usage_arrow`] lays
+//! stored usage out in Arrow columns for pyarrow to import (`Cms.usage_table`), and [`partials`] rates Arrow
+//! usage into month-end partials (`cms.distributed`).
 
 mod errors;
 mod ingest_arrow;
