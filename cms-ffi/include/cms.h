@@ -284,6 +284,13 @@ cms_status cms_session_free(cms_session *session);
  * `*result_json` (owned: free it with `cms_string_free`). The method `methods` lists every method
  * with their parameters; principals are `{"id","node"}`, instants RFC 3339 strings, decimals strings.
  *
+ * # Panics
+ * Never across the C boundary: a panic inside is caught and returned as `CMS_PANIC`. Debug builds (the
+ * tests') know the method `__test_panic`, which panics inside the call while it holds the session, so
+ * the tests reach that path: it returns `CMS_PANIC`, and the session is unusable from then on (each call
+ * on it returns `CMS_PANIC`; free it). Release builds do not have it (an unknown method,
+ * `CMS_INVALID_VALUE`).
+ *
  * # Safety
  * `method` and `params_json` must point at their lengths of readable bytes; `result_json` at a writable
  * `char *`.
@@ -309,8 +316,9 @@ cms_status cms_call(const char *method,
                     char **result_json);
 
 /**
- * Ingest one Usage API response page given as its JSON text (`page`: `page_len` bytes, read exactly,
- * without escaping it into a JSON string), named `source` in errors and in the audit trail. The summary
+ * Ingest one Usage API response page given as its JSON text (`page`: `page_len` bytes of UTF-8, read
+ * exactly, without escaping it into a JSON string; other bytes are `CMS_INVALID_UTF8`, naming the offset),
+ * named `source` in errors and in the audit trail. The summary
  * (received, stored, duplicates, refused records, ...) goes to `*summary_json` (owned).
  *
  * # Safety

@@ -222,11 +222,12 @@ fn guard(body: impl FnOnce() -> Result<(), Failure>) -> cms_status {
                 .map(|text| (*text).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown".to_owned());
-            Failure::new(S::CMS_PANIC, format!("internal error (a bug in cms): {what}"))
+            Failure::new(S::CMS_PANIC, format!("panic caught: an internal error (a bug in cms): {what}"))
         }
     };
     let status = failure.status;
-    LAST_ERROR.with(|last| *last.borrow_mut() = (failure.code, failure.message));
+    // `try_with`: a call made while the thread is exiting (its locals destroyed) still returns its status.
+    let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = (failure.code, failure.message));
     status
 }
 
@@ -383,7 +384,7 @@ fn static_c_string(text: &'static str) -> *const c_char {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cms_last_error_message(message: *mut *mut c_char) -> cms_status {
     // SAFETY: the caller's contract, passed on.
-    unsafe { give_last_error(message, "message", LAST_ERROR.with(|last| last.borrow().1.clone())) }
+    unsafe { give_last_error(message, "message", |last| last.1.clone()) }
 }
 
 /// This thread's last error code (`"bad_decimal"`, `"null_argument"`, ...; empty when none), as an owned
@@ -394,17 +395,24 @@ pub unsafe extern "C" fn cms_last_error_message(message: *mut *mut c_char) -> cm
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cms_last_error_code(code: *mut *mut c_char) -> cms_status {
     // SAFETY: the caller's contract, passed on.
-    unsafe { give_last_error(code, "code", LAST_ERROR.with(|last| last.borrow().0.clone())) }
+    unsafe { give_last_error(code, "code", |last| last.0.clone()) }
 }
 
-/// Hand out `text` (a part of the last error, read before `guard` records this call's outcome) through the
-/// out-parameter `name`.
+/// Hand out the part `part` picks of this thread's last error through the out-parameter `name`. The error
+/// is read inside `guard`, like every other body; a successful read leaves it as it was.
 ///
 /// # Safety
 /// `out` must be NULL (refused) or point at a writable `char *`.
-unsafe fn give_last_error(out: *mut *mut c_char, name: &str, text: String) -> cms_status {
+unsafe fn give_last_error(
+    out: *mut *mut c_char,
+    name: &str,
+    part: impl FnOnce(&(String, String)) -> String,
+) -> cms_status {
     guard(|| {
         let out = out_param(out, name)?;
+        let text = LAST_ERROR
+            .try_with(|last| part(&last.borrow()))
+            .map_err(|_| Failure::new(S::CMS_PANIC, "the last error is gone: the thread is exiting"))?;
         let text = give_string(text)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out, text) };
@@ -440,6 +448,10 @@ pub unsafe extern "C" fn cms_string_free(string: *mut c_char) -> cms_status {
 pub struct cms_session {
     _private: u8,
 }
+
+/// The method that panics inside a session call, in debug builds only (see [`cms_session_call`]).
+#[cfg(debug_assertions)]
+const TEST_PANIC: &str = "__test_panic";
 
 /// Live sessions by handle address: a handle is only ever looked up here, never dereferenced.
 static SESSIONS: Mutex<BTreeMap<usize, Arc<Mutex<Session>>>> = Mutex::new(BTreeMap::new());
@@ -546,6 +558,13 @@ pub unsafe extern "C" fn cms_session_free(session: *mut cms_session) -> cms_stat
 /// `*result_json` (owned: free it with `cms_string_free`). The method `methods` lists every method
 /// with their parameters; principals are `{"id","node"}`, instants RFC 3339 strings, decimals strings.
 ///
+/// # Panics
+/// Never across the C boundary: a panic inside is caught and returned as `CMS_PANIC`. Debug builds (the
+/// tests') know the method `__test_panic`, which panics inside the call while it holds the session, so
+/// the tests reach that path: it returns `CMS_PANIC`, and the session is unusable from then on (each call
+/// on it returns `CMS_PANIC`; free it). Release builds do not have it (an unknown method,
+/// `CMS_INVALID_VALUE`).
+///
 /// # Safety
 /// `method` and `params_json` must point at their lengths of readable bytes; `result_json` at a writable
 /// `char *`.
@@ -565,7 +584,11 @@ pub unsafe extern "C" fn cms_session_call(
             (text_arg(method, method_len, "method")?, text_arg(params_json, params_len, "params_json")?)
         };
         let params = json_arg(params, "params_json")?;
-        let result = with_session(session, |session| Ok(session.call(method, params)?))?;
+        let result = with_session(session, |session| {
+            #[cfg(debug_assertions)]
+            assert!(method != TEST_PANIC, "{TEST_PANIC} was called: the tests' way to reach the panic path");
+            Ok(session.call(method, params)?)
+        })?;
         let text = give_json(&result)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out, text) };
@@ -600,8 +623,9 @@ pub unsafe extern "C" fn cms_call(
     })
 }
 
-/// Ingest one Usage API response page given as its JSON text (`page`: `page_len` bytes, read exactly,
-/// without escaping it into a JSON string), named `source` in errors and in the audit trail. The summary
+/// Ingest one Usage API response page given as its JSON text (`page`: `page_len` bytes of UTF-8, read
+/// exactly, without escaping it into a JSON string; other bytes are `CMS_INVALID_UTF8`, naming the offset),
+/// named `source` in errors and in the audit trail. The summary
 /// (received, stored, duplicates, refused records, ...) goes to `*summary_json` (owned).
 ///
 /// # Safety
@@ -617,15 +641,10 @@ pub unsafe extern "C" fn cms_session_ingest_page(
 ) -> cms_status {
     guard(|| {
         let out = out_param(summary_json, "summary_json")?;
-        if page.is_null() {
-            return Err(Failure::new(S::CMS_NULL_ARGUMENT, "argument page is NULL"));
-        }
-        // SAFETY: non-NULL, and the caller guarantees `page_len` readable bytes (the page's own parser
-        // checks its UTF-8 and names the page in errors).
-        let page = unsafe { std::slice::from_raw_parts(page.cast::<u8>(), page_len) };
-        // SAFETY: the caller guarantees `source_len` readable bytes.
-        let source = unsafe { text_arg(source, source_len, "source") }?;
-        let summary = with_session(session, |session| Ok(session.ingest_page(page, source)?))?;
+        // SAFETY: the caller guarantees `page_len` and `source_len` readable bytes.
+        let (page, source) =
+            unsafe { (text_arg(page, page_len, "page")?, text_arg(source, source_len, "source")?) };
+        let summary = with_session(session, |session| Ok(session.ingest_page(page.as_bytes(), source)?))?;
         let summary = serde_json::to_value(summary).map_err(|error| {
             Failure::from(CmsError::BadJson {
                 at: cms_core::Location::whole("ingest summary"),

@@ -1,6 +1,6 @@
 //! The C ABI called from Rust (through the rlib): statuses for every error code, NULLs, invalid UTF-8,
-//! double frees, out-parameters untouched on failure, the last error, a session on a SQLite file, and the
-//! month-end on files. The C harness (`tests/c/test_cms.c`) does the same from C, under valgrind.
+//! double frees, out-parameters untouched on failure, the last error, a panic caught (debug builds), a
+//! session on a SQLite file, and the month-end on files. The C harness (`tests/c/test_cms.c`) does the same from C, under valgrind.
 
 use std::ffi::{CStr, CString, c_char};
 use std::path::PathBuf;
@@ -225,4 +225,120 @@ fn the_month_end_on_files() {
         unsafe { cms_month_end(ptr::null(), out.as_ptr(), &raw mut summary) },
         cms_status::CMS_NULL_ARGUMENT
     );
+}
+
+/// Ingest a page through `cms_session_ingest_page`: the status, and the summary or the last error.
+fn ingest_page(session: *mut cms_session, page: &[u8], source: &[u8]) -> (cms_status, String, String) {
+    let mut summary = ptr::null_mut();
+    // SAFETY: pointers and lengths of live buffers; a valid out-parameter.
+    let status = unsafe {
+        cms_session_ingest_page(
+            session,
+            page.as_ptr().cast(),
+            page.len(),
+            source.as_ptr().cast(),
+            source.len(),
+            &raw mut summary,
+        )
+    };
+    if status == cms_status::CMS_OK {
+        (status, take(summary), String::new())
+    } else {
+        assert!(summary.is_null(), "the out-parameter is written only on success");
+        let (code, message) = last_error();
+        (status, code, message)
+    }
+}
+
+#[test]
+fn a_page_is_checked_for_utf8_before_it_is_parsed() {
+    let mut session = ptr::null_mut();
+    // SAFETY: a valid out-parameter.
+    assert_eq!(unsafe { cms_session_new_memory(&raw mut session) }, cms_status::CMS_OK);
+    let page = "{\"value\": [], \"comment\": \"caf\u{e9}\"}".as_bytes();
+    let (status, summary, _) = ingest_page(session, page, b"page-1.json");
+    assert_eq!(status, cms_status::CMS_OK);
+    assert_eq!(serde_json::from_str::<Value>(&summary).unwrap()["received"], 0);
+    // The same page in Latin-1: the é is one byte, 0xE9, at offset 29.
+    let latin1: Vec<u8> = page
+        .iter()
+        .copied()
+        .filter(|byte| *byte != 0xc3)
+        .map(|byte| if byte == 0xa9 { 0xe9 } else { byte })
+        .collect();
+    assert_eq!(latin1.iter().position(|byte| *byte == 0xe9), Some(29));
+    let (status, code, message) = ingest_page(session, &latin1, b"page-2.json");
+    assert_eq!((status, code.as_str()), (cms_status::CMS_INVALID_UTF8, "invalid_utf8"));
+    assert_eq!(message, "argument page is not UTF-8: invalid byte at offset 29");
+    let (status, code, _) = ingest_page(session, b"{\"value\": []}", b"p\xffge.json");
+    assert_eq!((status, code.as_str()), (cms_status::CMS_INVALID_UTF8, "invalid_utf8"), "the source too");
+    let mut summary = ptr::null_mut();
+    // SAFETY: NULL on purpose.
+    let status =
+        unsafe { cms_session_ingest_page(session, ptr::null(), 3, c"s".as_ptr(), 1, &raw mut summary) };
+    assert_eq!(status, cms_status::CMS_NULL_ARGUMENT);
+    assert!(summary.is_null());
+    // SAFETY: a live session, freed once.
+    assert_eq!(unsafe { cms_session_free(session) }, cms_status::CMS_OK);
+}
+
+#[test]
+fn reading_the_last_error_runs_guarded_and_leaves_it_as_it_was() {
+    let mut session = ptr::null_mut();
+    // SAFETY: a valid out-parameter.
+    assert_eq!(unsafe { cms_session_new_memory(&raw mut session) }, cms_status::CMS_OK);
+    let (status, code, message) = call(session, "no_such", &json!({})).unwrap_err();
+    assert_eq!((status, code.as_str()), (cms_status::CMS_INVALID_VALUE, "invalid_value"));
+    assert_eq!(last_error(), (code, message.clone()), "reading it twice gives it twice");
+    // SAFETY: NULL out-parameters on purpose: refused, and that refusal is the last error now.
+    unsafe {
+        assert_eq!(cms_last_error_code(ptr::null_mut()), cms_status::CMS_NULL_ARGUMENT);
+        assert_eq!(cms_last_error_message(ptr::null_mut()), cms_status::CMS_NULL_ARGUMENT);
+    }
+    let (code, message) = last_error();
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("null_argument", "argument message (an out-parameter) is NULL")
+    );
+    // Each thread has its own last error: a fresh thread has none.
+    let fresh = std::thread::spawn(last_error).join().unwrap();
+    assert_eq!(fresh, (String::new(), String::new()));
+    // SAFETY: a live session, freed once.
+    assert_eq!(unsafe { cms_session_free(session) }, cms_status::CMS_OK);
+}
+
+#[cfg(debug_assertions)]
+#[test]
+fn a_panic_is_caught_and_leaves_its_session_unusable_and_the_others_alone() {
+    let (mut broken, mut other) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: valid out-parameters.
+    unsafe {
+        assert_eq!(cms_session_new_memory(&raw mut broken), cms_status::CMS_OK);
+        assert_eq!(cms_session_new_memory(&raw mut other), cms_status::CMS_OK);
+    }
+    let operator = json!({"id": "operator", "node": "platform"});
+    let event =
+        json!({"type": "node_added", "id": "contoso", "kind": "partner", "parent": null, "name": "Contoso"});
+    let params = json!({"principal": operator, "at": "2026-09-01T00:00:00Z", "event": event});
+    assert_eq!(call(broken, "execute", &params).unwrap(), json!({"seq": 1}));
+    let (status, code, message) = call(broken, "__test_panic", &json!({})).unwrap_err();
+    assert_eq!((status, code.as_str()), (cms_status::CMS_PANIC, "panic"));
+    assert!(
+        message.starts_with("panic caught: an internal error (a bug in cms): __test_panic was called"),
+        "{message}"
+    );
+    // The session it happened in refuses every call from then on, as documented.
+    let (status, code, message) = call(broken, "version", &json!({})).unwrap_err();
+    assert_eq!((status, code.as_str()), (cms_status::CMS_PANIC, "panic"));
+    assert_eq!(message, "the session is unusable after an internal error; free it");
+    // Another session, and free functions, work on.
+    assert_eq!(call(other, "execute", &params).unwrap(), json!({"seq": 1}));
+    let mut version = ptr::null();
+    // SAFETY: a valid out-parameter; the handles were given out above, each freed once.
+    unsafe {
+        assert_eq!(cms_version(&raw mut version), cms_status::CMS_OK);
+        assert_eq!(cms_session_free(broken), cms_status::CMS_OK, "a broken session is freed");
+        assert_eq!(cms_session_free(broken), cms_status::CMS_INVALID_HANDLE);
+        assert_eq!(cms_session_free(other), cms_status::CMS_OK);
+    }
 }

@@ -1,8 +1,9 @@
 /*
  * The C harness of cms.h: what a billing system written in C does with the library, and what it must
  * survive. Sections:
- *   1. hostile calls: NULLs, invalid UTF-8, bad JSON, unknown methods, double frees, freed handles,
- *      out-parameters left alone on failure, the last error's code and message;
+ *   1. hostile calls: NULLs, invalid UTF-8 (arguments and pages), bad JSON, unknown methods, double frees,
+ *      freed handles, out-parameters left alone on failure, the last error's code and message; a panic
+ *      caught inside a call (debug builds of the library);
  *   2. a full month on a SQLite file: onboard a channel, ingest the sample Usage API page
  *      (tests/data/azure-stack-hub-sample-usage.json), reopen, preview and issue invoices, read the
  *      commission statements (figures checked by hand in tests/vectors/calls/make_calls.py);
@@ -11,7 +12,8 @@
  *   4. the month-end on a generated workload (when given), outputs compared byte for byte with DuckDB's.
  *
  * usage: test_cms REPO_ROOT [WORKLOAD_DIR EXPECTED_OUTPUTS_DIR]
- * Prints "N passed, M failed"; exits 1 if anything failed.
+ * Prints "c: N passed, M failed" (the closing line scripts/test.sh counts in its tally); exits 1 if anything
+ * failed.
  */
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
@@ -285,6 +287,24 @@ static void hostile_calls(void) {
     check(cms_string_free(foreign) == CMS_INVALID_HANDLE, "a foreign string is refused");
     check(cms_string_free(NULL) == CMS_OK, "free(NULL) does nothing");
 
+    /* A page is UTF-8 text: a Latin-1 byte is refused before the page is parsed, naming its offset. */
+    result = sentinel;
+    const char latin1_page[] = "{\"value\": [], \"comment\": \"caf\xe9\"}";
+    check(cms_session_ingest_page(session, latin1_page, sizeof latin1_page - 1, "p.json", 6, &result) == CMS_INVALID_UTF8 &&
+              result == sentinel,
+          "ingest_page(a page that is not UTF-8)");
+    check(last_error_is("invalid_utf8", "argument page is not UTF-8: invalid byte at offset 29"), "the page's bad byte named");
+    check(cms_session_ingest_page(session, "{\"value\": []}", 13, "p\xff.json", 7, &result) == CMS_INVALID_UTF8 &&
+              result == sentinel,
+          "ingest_page(a source name that is not UTF-8)");
+    check(cms_session_ingest_page(session, NULL, 3, "p.json", 6, &result) == CMS_NULL_ARGUMENT && result == sentinel,
+          "ingest_page(NULL page)");
+    /* Reading the last error does not change it; a refused read is the last error then. */
+    check(last_error_is("null_argument", "argument page is NULL") && last_error_is("null_argument", "argument page is NULL"),
+          "the last error, read twice");
+    check(cms_last_error_code(NULL) == CMS_NULL_ARGUMENT, "last_error_code(NULL)");
+    check(last_error_is("null_argument", "argument code (an out-parameter) is NULL"), "a refused read of the last error");
+
     check(cms_session_free(session) == CMS_OK, "free the session");
     check(cms_session_free(session) == CMS_INVALID_HANDLE, "a second free of a session is refused");
     result = sentinel;
@@ -306,6 +326,31 @@ static void hostile_calls(void) {
     cms_http_fixture *fixture = NULL;
     check(cms_http_fixture_new("[{\"path\":1}]", 12, &fixture) == CMS_BAD_JSON && !fixture, "fixture with bad replies");
     check(cms_http_fixture_free(NULL) == CMS_OK, "fixture_free(NULL)");
+}
+
+/* A panic inside a call: debug builds of the library (the tests') panic on the method __test_panic while
+ * holding the session. The call returns CMS_PANIC, the session refuses every later call, and everything
+ * else works on. */
+static void panic_path(void) {
+    cms_session *broken = NULL, *other = NULL;
+    char *sentinel = (char *)(uintptr_t)0x2, *result = sentinel;
+    check(cms_session_new_memory(&broken) == CMS_OK && cms_session_new_memory(&other) == CMS_OK, "two sessions");
+    cms_status status = cms_session_call(broken, "__test_panic", 12, "", 0, &result);
+    check(status == CMS_PANIC && result == sentinel,
+          "a panic inside a call is CMS_PANIC (got %d; a release build of the library answers CMS_INVALID_VALUE)", (int)status);
+    check(last_error_is("panic", "panic caught: an internal error (a bug in cms): __test_panic was called"),
+          "the panic's code and message");
+    check(cms_session_call(broken, "version", 7, "", 0, &result) == CMS_PANIC && result == sentinel,
+          "the session a panic happened in refuses later calls");
+    check(last_error_is("panic", "the session is unusable after an internal error; free it"), "and says why");
+    check(cms_session_call(other, "version", 7, "", 0, &result) == CMS_OK && result != sentinel && strstr(result, "\"version\""),
+          "another session works on");
+    if (result != sentinel) cms_string_free(result);
+    const char *version = NULL;
+    check(cms_version(&version) == CMS_OK && version && *version, "free functions work on");
+    check(cms_session_free(broken) == CMS_OK, "a session broken by a panic is freed");
+    check(cms_session_free(broken) == CMS_INVALID_HANDLE, "once");
+    check(cms_session_free(other) == CMS_OK, "free the other session");
 }
 
 /* ---------------------------------------------------------------- 2. a full month on SQLite */
@@ -674,9 +719,10 @@ int main(int argc, char **argv) {
     }
     root = argv[1];
     hostile_calls();
+    panic_path();
     full_month();
     conformance_vectors();
     if (argc == 4) month_end(argv[2], argv[3]);
-    printf("%d passed, %d failed\n", passed, failed);
+    printf("c: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
