@@ -380,7 +380,7 @@ impl<S: Store> Cms<S> {
         let mut month = previous_month(month_of(at)?)?;
         loop {
             months.push(month);
-            if !last.is_some_and(|last| month.start > last) {
+            if last.is_none_or(|last| month.start <= last) {
                 break;
             }
             month = previous_month(month)?;
