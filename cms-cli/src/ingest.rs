@@ -21,7 +21,7 @@ use cms_core::engine::{Cms, Event, IngestSummary};
 use cms_core::error::{Location, Position};
 use cms_core::formats::focus::{FocusCharge, read_focus_csv};
 use cms_core::formats::focus_parquet::{is_parquet, read_focus_parquet_file};
-use cms_core::formats::focus_usage::charge_to_usage;
+use cms_core::formats::focus_usage::{AccountMap, charge_to_usage_mapped};
 use cms_core::formats::usage_api::parse_page;
 use cms_core::formats::workload::{PLATFORM_ID, read_hierarchy, read_subscriptions};
 use cms_core::model::hierarchy::Hierarchy;
@@ -59,6 +59,11 @@ pub enum Source {
         /// FOCUS files: CSV, or Parquet (told by its `PAR1` magic bytes or a `.parquet` name).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// A CSV file with the columns `account,subscription`: the subscription each FOCUS account
+        /// (`SubAccountId`, else `BillingAccountId`; compared ignoring case) is billed to. Without it, or
+        /// for an account it lacks, the account id is the subscription id.
+        #[arg(long)]
+        map: Option<PathBuf>,
     },
     /// Live regions: the provider Usage API of each stamp, per subscriber, from its checkpoint.
     Region {
@@ -237,8 +242,15 @@ pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
         Source::Focus { .. } => "focus".to_owned(),
         Source::Region { .. } => "region".to_owned(),
     };
-    if let Source::Focus { files } = &source {
-        let summary = ingest_focus(&mut cms, files)?;
+    if let Source::Focus { files, map } = &source {
+        let accounts = match map {
+            Some(path) => {
+                let file = File::open(path).map_err(|error| io_error(path, &error))?;
+                AccountMap::read_csv(BufReader::new(file), &path.display().to_string())?
+            }
+            None => AccountMap::new(),
+        };
+        let summary = ingest_focus(&mut cms, files, &accounts)?;
         cms.record_ingestion(&operator, crate::actor::now(), &source_name, &summary)?;
         return finish(&cms, options, &summary);
     }
@@ -309,9 +321,13 @@ fn is_parquet_file(path: &Path, file: &mut File) -> Result<bool, CmsError> {
     Ok(is_parquet(&head) || named)
 }
 
-/// FOCUS files (CSV or Parquet), streamed in batches through the engine's rules. Tax rows are counted and
-/// skipped (CMS computes its own taxes).
-fn ingest_focus(cms: &mut Cms<SqliteStore>, files: &[PathBuf]) -> Result<IngestSummary, CmsError> {
+/// FOCUS files (CSV or Parquet), streamed in batches through the engine's rules, each account billed to the
+/// subscription `accounts` gives it. Tax rows are counted and skipped (CMS computes its own taxes).
+fn ingest_focus(
+    cms: &mut Cms<SqliteStore>,
+    files: &[PathBuf],
+    accounts: &AccountMap,
+) -> Result<IngestSummary, CmsError> {
     let mut summary = IngestSummary::default();
     let bar = ProgressBar::new(files.len() as u64);
     for path in files {
@@ -341,7 +357,7 @@ fn ingest_focus(cms: &mut Cms<SqliteStore>, files: &[PathBuf]) -> Result<IngestS
                 Position::Line(position) | Position::Record(position) => position,
                 _ => last + 1,
             };
-            match charge_to_usage(charge) {
+            match charge_to_usage_mapped(charge, accounts) {
                 Some(record) => batch.push(record),
                 None => taxes += 1,
             }

@@ -487,3 +487,61 @@ fn the_summary_table_counts_corrections_late_refused_and_unknown_meters() {
     assert_eq!(summary["refused"][0]["code"], "mixed_granularity");
     assert_eq!(summary["unknown_meters"].as_object().unwrap().len(), 1);
 }
+
+/// `cms ingest focus --map` bills each mapped account to its subscription: Azure's `/subscriptions/<guid>`
+/// lands on the channel's `<guid>`; without the map the account id is the subscription.
+#[test]
+fn focus_accounts_are_mapped_to_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "BilledCost,BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodEnd,BillingPeriodStart,\
+ChargeCategory,ChargeClass,ChargeDescription,ChargePeriodEnd,ChargePeriodStart,ContractedCost,EffectiveCost,\
+InvoiceIssuerName,ListCost,PricingQuantity,PricingUnit,ProviderName,PublisherName,ServiceCategory,ServiceName,\
+SubAccountId,ConsumedQuantity,ConsumedUnit";
+    let row = |account: &str| {
+        format!(
+            "4.00,ea-1234,Contoso EA,USD,2026-11-01T00:00:00Z,2026-10-01T00:00:00Z,Usage,,D2s v3,\
+             2026-10-02T00:00:00Z,2026-10-01T00:00:00Z,4.00,4.00,Microsoft,4.00,24,Hours,Microsoft,Microsoft,\
+             Compute,Virtual Machines,{account},24,Hours"
+        )
+    };
+    let focus = dir.path().join("azure.csv");
+    std::fs::write(
+        &focus,
+        format!(
+            "{header}\n{}\n{}\n",
+            row("/subscriptions/0BB4DB71-BE57-4209-851D-3D24F4C0CF83"),
+            row("other-sub")
+        ),
+    )
+    .unwrap();
+    let map = dir.path().join("accounts.csv");
+    std::fs::write(
+        &map,
+        "account,subscription\n/subscriptions/0bb4db71-be57-4209-851d-3d24f4c0cf83,0bb4db71-be57-4209-851d-3d24f4c0cf83\n",
+    )
+    .unwrap();
+    let ingest = |extra: &[&str], label: &str| {
+        let out = dir.path().join(format!("{label}.csv"));
+        let mut args =
+            vec!["ingest", "focus", focus.to_str().unwrap(), "--json", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let summary = json_summary(&cms(&args));
+        let exported = std::fs::read_to_string(out).unwrap();
+        let mut subscriptions: Vec<String> =
+            exported.lines().skip(1).map(|line| line.split(',').next().unwrap().to_owned()).collect();
+        subscriptions.sort();
+        (summary, subscriptions)
+    };
+    let (summary, subscriptions) = ingest(&["--map", map.to_str().unwrap()], "mapped");
+    assert_eq!(summary["stored"], 2);
+    assert_eq!(subscriptions, ["0bb4db71-be57-4209-851d-3d24f4c0cf83", "other-sub"]);
+    let (_, subscriptions) = ingest(&[], "plain");
+    assert_eq!(subscriptions, ["/subscriptions/0BB4DB71-BE57-4209-851D-3D24F4C0CF83", "other-sub"]);
+
+    // A map that maps one account twice, differently, is refused naming its line.
+    std::fs::write(&map, "account,subscription\nA,s1\na,s2\n").unwrap();
+    let output = cms(&["ingest", "focus", focus.to_str().unwrap(), "--map", map.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with(&format!("error[invalid_value]: {} line 3", map.display())), "{stderr}");
+}

@@ -8,7 +8,8 @@ use cms_core::billing::{BillingRules, LineKind, MonthEndReport, NotBilledReason}
 use cms_core::engine::{Cms, Event};
 use cms_core::formats::focus::{ChargeCategory, ChargeClass, FocusCharge, read_focus_csv, write_focus_csv};
 use cms_core::formats::focus_usage::{
-    EXPORT_EXTENSIONS, billed_total, charge_to_usage, export_charges, focus_meter,
+    AccountMap, EXPORT_EXTENSIONS, billed_total, charge_to_usage, charge_to_usage_mapped, export_charges,
+    focus_meter,
 };
 use cms_core::model::hierarchy::NodeKind;
 use cms_core::model::meter::MeterId;
@@ -217,4 +218,55 @@ fn op() -> cms_core::engine::Principal {
 /// When the test's commands are recorded (the core has no clock).
 fn recorded_at() -> cms_core::model::time::Instant {
     cms_core::model::time::parse_timestamp("2026-11-26T12:00:00Z").unwrap()
+}
+
+/// Accounts are mapped to subscriptions when a map says so (Azure's `/subscriptions/<guid>` to the channel's
+/// `<guid>`, an AWS account to a subscription of its own); otherwise the account id is the subscription.
+#[test]
+fn accounts_map_to_subscriptions() {
+    const AZURE: &str = "/subscriptions/0BB4DB71-BE57-4209-851D-3D24F4C0CF83";
+    let azure_row = row("3.00", "Usage", "", 2, "24", "D2s").replace("444455556666", AZURE);
+    // Account-level charges have no SubAccountId: the billing account is mapped.
+    let account_level = row("1.00", "Purchase", "", 3, "1", "Support").replace(",444455556666,", ",,");
+    let text = file(&[row("10.00", "Usage", "", 1, "24", "m5.large"), azure_row, account_level]);
+    let charges = charges(&text);
+
+    // By default: the account ids as written.
+    let plain: Vec<String> =
+        charges.iter().filter_map(charge_to_usage).map(|record| record.subscription).collect();
+    assert_eq!(plain, ["444455556666", AZURE, "111122223333"]);
+
+    let map_csv = "subscription,account,note\n\
+        0bb4db71-be57-4209-851d-3d24f4c0cf83,/subscriptions/0bb4db71-be57-4209-851d-3d24f4c0cf83,azure\n\
+        sub-payer,111122223333,\n\
+        sub-payer,111122223333,the same pair twice is fine\n";
+    let accounts = AccountMap::read_csv(map_csv.as_bytes(), "map.csv").unwrap();
+    assert_eq!(accounts.len(), 2);
+    let mapped: Vec<String> = charges
+        .iter()
+        .filter_map(|charge| charge_to_usage_mapped(charge, &accounts))
+        .map(|record| record.subscription)
+        .collect();
+    assert_eq!(
+        mapped,
+        ["444455556666", "0bb4db71-be57-4209-851d-3d24f4c0cf83", "sub-payer"],
+        "matched ignoring case; an account the map lacks stays itself"
+    );
+    // Only the subscription changes.
+    let (plain_record, mapped_record) =
+        (charge_to_usage(&charges[1]).unwrap(), charge_to_usage_mapped(&charges[1], &accounts).unwrap());
+    assert_eq!(
+        UsageRecord { subscription: plain_record.subscription.clone(), ..mapped_record },
+        plain_record
+    );
+
+    for (csv, code, message) in [
+        ("account\nx\n", "bad_header", "map.csv"),
+        ("account,subscription\nx,\n", "bad_record", "map.csv line 2"),
+        ("account,subscription\nA,s1\na,s2\n", "invalid_value", "map.csv line 3"),
+    ] {
+        let error = AccountMap::read_csv(csv.as_bytes(), "map.csv").unwrap_err();
+        assert_eq!(error.code(), code, "{error}");
+        assert!(error.to_string().starts_with(message), "{error}");
+    }
 }

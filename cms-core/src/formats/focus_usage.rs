@@ -4,8 +4,11 @@
 //!
 //! Each FOCUS charge becomes a usage record billed by pass-through pricing (its cost, converted to the price
 //! list's currency, times `1 + uplift`; see [`crate::billing`]):
-//! - subscription: `SubAccountId` (the Azure subscription, AWS account, GCP project), else `BillingAccountId`
-//!   for account-level charges; the channel must hold it as a subscription node to bill it;
+//! - subscription: the charge's account, `SubAccountId` (the Azure subscription, AWS account, GCP project),
+//!   else `BillingAccountId` for account-level charges, as written (Azure writes `/subscriptions/<guid>`); an
+//!   [`AccountMap`] (`cms ingest focus --map FILE.csv`) names the subscription of an account instead. By
+//!   default (no map, or an account the map lacks) the account id is the subscription id. The channel must
+//!   hold it as a subscription node to bill it;
 //! - meter: a stable GUID derived from what identifies the charge (provider, service, SKU, SKU price, charge
 //!   category and class, pricing category, description), so a re-import deduplicates and a changed cost is
 //!   a correction;
@@ -25,10 +28,13 @@
 //! are `ChargeClass = Correction` with the charge period of the period they correct.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 
 use rust_decimal::Decimal;
 
 use crate::billing::{Invoice, InvoiceLine, LineKind, MonthEndReport};
+use crate::error::CmsError;
+use crate::formats::csv_input::CsvInput;
 use crate::formats::focus::{ChargeCategory, ChargeClass, ChargeFrequency, FocusCharge, ServiceCategory};
 use crate::model::hierarchy::{Hierarchy, NodeIndex, NodeKind};
 use crate::model::meter::{Category, MeterId};
@@ -69,8 +75,75 @@ pub fn focus_meter(charge: &FocusCharge) -> MeterId {
     ])
 }
 
-/// The usage record of a FOCUS charge, or `None` for a `Tax` row.
+/// Which subscription the charges of an account are billed to: FOCUS accounts (`SubAccountId`, else
+/// `BillingAccountId`) mapped to the subscription ids of the channel, for accounts whose id is not the
+/// channel's (`/subscriptions/<guid>` for `<guid>`, an AWS account or GCP project billed under a subscription
+/// of its own). Accounts are matched ignoring ASCII case; an account the map lacks is its own subscription.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountMap {
+    /// Lower-cased account id -> subscription id.
+    subscriptions: BTreeMap<String, String>,
+}
+
+impl AccountMap {
+    /// An empty map: every account is its own subscription.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bill `account`'s charges to `subscription`; returns the subscription it had before, if any.
+    pub fn insert(&mut self, account: &str, subscription: impl Into<String>) -> Option<String> {
+        self.subscriptions.insert(account.to_ascii_lowercase(), subscription.into())
+    }
+
+    /// The subscription of `account`: its mapping, else the account id itself.
+    pub fn subscription<'a>(&'a self, account: &'a str) -> &'a str {
+        self.subscriptions.get(&account.to_ascii_lowercase()).map_or(account, String::as_str)
+    }
+
+    /// How many accounts are mapped.
+    pub fn len(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    /// Whether no account is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.subscriptions.is_empty()
+    }
+
+    /// Read a map from CSV with the columns `account` and `subscription` (others ignored), `source` naming it
+    /// in errors. Errors: `bad_header` without those columns; `bad_record` for an empty cell;
+    /// `invalid_value` for an account mapped twice (ignoring case) to different subscriptions, naming the
+    /// line.
+    pub fn read_csv(input: impl Read, source: &str) -> Result<Self, CmsError> {
+        let mut csv = CsvInput::new(input, source, &["account", "subscription"])?;
+        let mut map = Self::new();
+        while csv.next_record()? {
+            let account = csv.required(0, "account")?;
+            let subscription = csv.required(1, "subscription")?;
+            if let Some(before) = map.insert(account, subscription)
+                && before != subscription
+            {
+                return Err(CmsError::InvalidValue {
+                    at: csv.location(),
+                    text: account.to_owned(),
+                    reason: format!("the account is mapped to {before} already, and here to {subscription}"),
+                });
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// The usage record of a FOCUS charge, or `None` for a `Tax` row. Its subscription is the charge's account
+/// (see the module documentation); [`charge_to_usage_mapped`] maps accounts first.
 pub fn charge_to_usage(charge: &FocusCharge) -> Option<UsageRecord> {
+    charge_to_usage_mapped(charge, &AccountMap::new())
+}
+
+/// [`charge_to_usage`], with the charge's account (`SubAccountId`, else `BillingAccountId`) billed to the
+/// subscription `accounts` gives it.
+pub fn charge_to_usage_mapped(charge: &FocusCharge, accounts: &AccountMap) -> Option<UsageRecord> {
     if charge.charge_category == ChargeCategory::Tax {
         return None;
     }
@@ -88,7 +161,9 @@ pub fn charge_to_usage(charge: &FocusCharge) -> Option<UsageRecord> {
     note("charge_category", Some(charge.charge_category.as_str()));
     note("charge_class", charge.charge_class.map(ChargeClass::as_str));
     Some(UsageRecord {
-        subscription: charge.sub_account_id.clone().unwrap_or_else(|| charge.billing_account_id.clone()),
+        subscription: accounts
+            .subscription(charge.sub_account_id.as_deref().unwrap_or(&charge.billing_account_id))
+            .to_owned(),
         meter: focus_meter(charge),
         start: charge.charge_period_start,
         end: charge.charge_period_end,
