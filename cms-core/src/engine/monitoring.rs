@@ -659,9 +659,11 @@ impl<S: Store> Cms<S> {
     }
 
     /// Run whatever is due at `now`, as `principal` (give it the Service role): pull each region from its
-    /// checkpoints, draft the previous month's invoices once it has ended and issue them after the issue
-    /// delay (when the settings say so), purge by retention once a day, then evaluate budgets and alerts and
-    /// deliver their changes through the hooks. Every job run is recorded (`JobRecorded`); a job whose slot
+    /// checkpoints, draft the invoices of every ended month not yet done and issue them after the issue
+    /// delay (when the settings say so; after a silence, each month it missed, oldest first: see
+    /// `billing_periods`), purge by retention once a day, then evaluate budgets and alerts (with the budgets
+    /// of the months that ended since the last evaluation: [`Self::closing_months`]) and deliver their
+    /// changes through the hooks. Every job run is recorded (`JobRecorded`); a job whose slot
     /// already ran to completion is skipped, so ticking twice at one instant does no work twice. A failed
     /// job is recorded, raises a `job_failure` alert, and is tried again by a later tick.
     pub fn tick(
@@ -1115,7 +1117,9 @@ impl<S: Store> Cms<S> {
                 }
                 _ => None,
             })
+            .filter(|(region, _)| !region.is_empty())
             .collect();
+        names.extend(runs.iter().map(|(region, _)| region.clone()));
         Ok(names
             .into_iter()
             .map(|region| {
