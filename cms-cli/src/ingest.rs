@@ -70,7 +70,8 @@ pub enum Source {
         /// A region configuration file (JSON); repeat for several regions.
         #[arg(long = "config", required = true)]
         configs: Vec<PathBuf>,
-        /// Read reported time up to this instant (RFC 3339; default: now), rounded down to the hour.
+        /// Read reported time up to this instant (RFC 3339), rounded down to the hour. Default: the start
+        /// of the current UTC day, as the API flags windows ending on the current date as still processing.
         #[arg(long)]
         until: Option<String>,
     },
@@ -163,6 +164,14 @@ pub(crate) fn region_config(path: &Path) -> Result<RegionConfig, CmsError> {
     }
     config.allow_http = file.allow_http;
     Ok(config)
+}
+
+/// Where a region pull ends when `--until` is not given: the start of the current UTC day (`now`'s date at
+/// 00:00 UTC). The Usage API flags a `reportedEndTime` on the current date as "processing not complete": the
+/// usage of those hours may still grow, and a checkpoint set past such a window would never read it again.
+/// So by default today's windows wait for tomorrow's pull; `--until` reads closer to now.
+fn default_until(now: Instant) -> Instant {
+    now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
 /// Usage API page files given on the command line.
@@ -271,7 +280,7 @@ pub fn run(source: Source, options: &Options) -> Result<(), CmsError> {
                     text: text.clone(),
                     reason: "expected an RFC 3339 instant".into(),
                 })?,
-                None => chrono::Utc::now(),
+                None => default_until(chrono::Utc::now()),
             };
             let clients = configs
                 .iter()
@@ -489,4 +498,23 @@ fn export(cms: &Cms<SqliteStore>, path: &Path) -> Result<(), CmsError> {
 
 fn quantity_text(quantity: Decimal) -> String {
     quantity.normalize().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_pulls_end_at_the_start_of_the_current_utc_day_by_default() {
+        let at = |text: &str| parse_timestamp(text).unwrap();
+        for (now, until) in [
+            ("2026-11-27T10:41:13Z", "2026-11-27T00:00:00Z"),
+            ("2026-11-27T00:00:00Z", "2026-11-27T00:00:00Z"),
+            ("2026-11-27T23:59:59Z", "2026-11-27T00:00:00Z"),
+            ("2026-12-31T23:30:00-02:00", "2027-01-01T00:00:00Z"),
+            ("2026-03-01T00:30:00+01:00", "2026-02-28T00:00:00Z"),
+        ] {
+            assert_eq!(default_until(at(now)), at(until), "{now}");
+        }
+    }
 }

@@ -545,3 +545,62 @@ SubAccountId,ConsumedQuantity,ConsumedUnit";
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with(&format!("error[invalid_value]: {} line 3", map.display())), "{stderr}");
 }
+
+/// Without `--until`, a region pull stops at the start of the current UTC day: windows ending today may still
+/// be processing (the API flags them so), and a checkpoint past them would not read them again.
+#[test]
+fn a_region_pull_without_until_stops_at_the_start_of_the_day() {
+    let midnight = || chrono::Utc::now().date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    let before = midnight();
+    let start = before - chrono::TimeDelta::days(2);
+    let (base, seen) = stamp();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("east.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"region":"east","arm_endpoint":"{base}","provider_subscription":"0d6a7e9f-2b4c-4f8e-a1d3-9c5b7e2f6a44",
+                "tenant":"contoso.onmicrosoft.com","client_id":"app","client_secret_env":"CMS_TEST_EAST_SECRET",
+                "start":"{}","subscribers":["3f2a6c1e-8b4d-4e1a-9c7f-2d5b8e0a1c11"],
+                "granularity":"hourly","window_hours":24,"allow_http":true}}"#,
+            start.to_rfc3339()
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("cms.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_cms"))
+        .args([
+            "ingest",
+            "region",
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .env("CMS_TEST_EAST_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    let after = midnight();
+    let summary = json_summary(&output);
+    let ends: Vec<chrono::DateTime<chrono::Utc>> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.contains("subscriberUsageAggregates"))
+        .map(|line| {
+            let query = line.split_once('?').unwrap().1;
+            let value = query.split('&').find_map(|pair| pair.strip_prefix("reportedEndTime=")).unwrap();
+            let value = value.replace("%3A", ":").replace("%3a", ":").replace("%2B", "+").replace("%2b", "+");
+            chrono::DateTime::parse_from_rfc3339(&value).unwrap().to_utc()
+        })
+        .collect();
+    // Two one-day windows up to midnight (or, should the test run across midnight, three).
+    assert!(ends.len() == 2 || (ends.len() == 3 && after != before), "{ends:?}");
+    assert_eq!(ends[0], start + chrono::TimeDelta::days(1));
+    let last = *ends.last().unwrap();
+    assert!(last == before || last == after, "{last} is the start of the day the pull ran");
+    let checkpoints = summary["checkpoints"].as_array().unwrap();
+    let until = checkpoints.last().unwrap()["reported_until"].as_str().unwrap();
+    assert_eq!(chrono::DateTime::parse_from_rfc3339(until).unwrap().to_utc(), last);
+}
