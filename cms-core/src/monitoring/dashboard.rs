@@ -108,7 +108,8 @@ pub struct Dashboard {
     pub by_day: Vec<DayCost>,
     /// Documents of the period by state (drafts: what would be issued now).
     pub invoices: Vec<DocumentsInState>,
-    /// Commissions earned to date by partners in the scope.
+    /// Commissions earned to date by partners in the scope (in their tenants' invoice currency), and the
+    /// overrides of its distributors (named "NAME (override)").
     pub commissions: Vec<Ranked>,
     /// The usage pipeline per region (for principals at the platform only; empty otherwise).
     pub regions: Vec<RegionHealth>,
