@@ -145,6 +145,11 @@ export declare class Cms {
   chargebackJournal(principal: Principal, period: string): Promise<any[]>
   /** The ingestion checkpoints of every region and subscriber. */
   checkpoints(): Promise<any[]>
+  /**
+   * The months (`"YYYY-MM"`, oldest first) whose budgets an evaluation at `at` checks once more as of their
+   * end: every month that ended after the latest complete evaluation (unscoped).
+   */
+  closingMonths(at: Date | string): Promise<string[]>
   /** The stored drafts of a month (see `reprocess`). */
   drafts(principal: Principal, period: string): Promise<any[]>
   /** Every audit record and the chain's head, to keep elsewhere (unscoped). */

@@ -267,6 +267,12 @@ pub static METHODS: &[Method] = &[
     ),
     read("checkpoints", "() -> [Checkpoint]", "Checkpoints of every region and subscriber.", checkpoints),
     read(
+        "closing_months",
+        "(at) -> [period]",
+        "The months whose budgets an evaluation at an instant checks once more as of their end, oldest first.",
+        closing_months,
+    ),
+    read(
         "commission_report",
         "(principal, period) -> CommissionReport",
         "Commission and override statements from the documents issued in a period.",
@@ -804,6 +810,13 @@ fn refresh(engine: &mut Engine, params: Params) -> Result<Value, CmsError> {
 fn checkpoints(engine: &Engine, params: Params) -> Result<Value, CmsError> {
     params.finish()?;
     to_json("checkpoints", engine.checkpoints()?)
+}
+
+fn closing_months(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {
+    let at = params.instant("at")?;
+    params.finish()?;
+    let months = engine.closing_months(at)?;
+    Ok(Value::Array(months.iter().map(|month| Value::String(month.to_string())).collect()))
 }
 
 fn month_end_for(engine: &Engine, mut params: Params) -> Result<Value, CmsError> {

@@ -979,6 +979,13 @@ impl JsCms {
         self.typed(env, "checkpoints", |arguments| Ok(arguments))
     }
 
+    /// The months (`"YYYY-MM"`, oldest first) whose budgets an evaluation at `at` checks once more as of their
+    /// end: every month that ended after the latest complete evaluation (unscoped).
+    #[napi(ts_args_type = "at: Date | string", ts_return_type = "Promise<string[]>")]
+    pub fn closing_months<'env>(&self, env: &'env Env, at: Unknown<'_>) -> napi::Result<Object<'env>> {
+        self.typed(env, "closing_months", |arguments| arguments.with("at", at))
+    }
+
     /// The stored drafts of a month (see `reprocess`).
     #[napi(ts_args_type = "principal: Principal, period: string", ts_return_type = "Promise<any[]>")]
     pub fn drafts<'env>(

@@ -72,6 +72,9 @@ test('scopes, visibility and read checks', async () => {
   assert.deepEqual(await cms.checkpoints(), [])
   assert.ok(Array.isArray(await cms.findings('2025-10-02T00:00:00Z')))
   assert.equal(await cms.refresh(), null)
+  assert.deepEqual(await cms.closingMonths('2025-11-02T00:00:00Z'), ['2025-10'])
+  await cms.evaluateAlerts(operator, '2025-11-02T00:00:00Z')
+  assert.deepEqual(await cms.closingMonths(new Date('2026-02-05T00:00:00Z')), ['2025-11', '2025-12', '2026-01'])
   await cms.close()
 })
 

@@ -161,3 +161,13 @@ def test_drafts_issue_and_purge_through_typed_methods() -> None:
         assert engine.purge_usage(at=dt.datetime(2025, 11, 3, tzinfo=UTC)) == []
         assert len(engine.stored_usage("2025-10")) == 10
 
+
+def test_closing_months_follow_the_latest_evaluation() -> None:
+    with cms.Cms(principal="operator") as engine:
+        _setup(engine)
+        # Never evaluated: the month before the instant's.
+        assert engine.closing_months(at=dt.datetime(2025, 11, 2, tzinfo=UTC)) == ["2025-10"]
+        engine.evaluate_alerts(at=dt.datetime(2025, 11, 2, tzinfo=UTC))
+        # Every month that ended after that evaluation, oldest first.
+        assert engine.closing_months(at=dt.datetime(2025, 12, 5, tzinfo=UTC)) == ["2025-11"]
+        assert engine.closing_months(at=dt.datetime(2026, 2, 5, tzinfo=UTC)) == ["2025-11", "2025-12", "2026-01"]

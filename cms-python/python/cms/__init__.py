@@ -989,6 +989,11 @@ class Cms:
         """Check every issued document's stored body against its recorded hash: ``{"intact", "altered"}``."""
         return cast("dict[str, Any]", self.call("verify_documents"))
 
+    def closing_months(self, *, at: Instant | None = None) -> list[str]:
+        """The months (``"YYYY-MM"``, oldest first) whose budgets an evaluation at ``at`` checks once more as of
+        their end: every month that ended after the latest complete evaluation (unscoped)."""
+        return cast("list[str]", self.call("closing_months", {"at": self._at(at)}))
+
     def checkpoints(self) -> list[dict[str, Any]]:
         """The ingestion checkpoints of every region and subscriber."""
         return cast("list[dict[str, Any]]", self.call("checkpoints"))
