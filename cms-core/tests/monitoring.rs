@@ -834,8 +834,19 @@ fn the_first_tick_starts_at_the_oldest_open_month_with_usage() {
         .map(|run| run.key.as_str())
         .collect();
     assert_eq!(keys, ["draft:2026-10", "issue:2026-10", "draft:2026-11", "issue:2026-11"]);
+    for month in [10, 11] {
+        let documents =
+            cms.invoice_documents(&operator(), Some(Period::month(2026, month).unwrap())).unwrap();
+        let issued: Vec<(DocumentState, Decimal)> =
+            documents.iter().map(|listed| (listed.state, listed.document.total)).collect();
+        assert_eq!(issued, [(DocumentState::Issued, dec("0.50"))], "2026-{month}");
+    }
     let august = cms.invoice_documents(&operator(), Some(Period::month(2026, 8).unwrap())).unwrap();
     assert_eq!(august.len(), 1, "August stays as issued by hand");
+    let events = cms.store().events().unwrap().len();
+    let again = cms.tick(&scheduler(), at(12, 10, 0), &mut NoHooks).unwrap();
+    assert!(again.runs.is_empty(), "{again:#?}");
+    assert_eq!(cms.store().events().unwrap().len(), events, "nothing recorded");
 }
 
 /// A hierarchy with a distributor: platform > dist (distributor) > p1 (partner) > t1 > s1, s2; and p2
