@@ -161,6 +161,10 @@ fn bad_json(at: &str, error: &serde_json::Error) -> CmsError {
     CmsError::Input { code: "bad_json".into(), reason: format!("{at}: bad JSON: {error}") }
 }
 
+/// The method that panics inside [`CmsSession::call`], in debug builds only.
+#[cfg(debug_assertions)]
+const TEST_PANIC: &str = "__test_panic";
+
 /// The engine on a store, driven by JSON calls. Calls from several threads are serialised.
 #[derive(uniffi::Object)]
 pub struct CmsSession {
@@ -201,6 +205,12 @@ impl CmsSession {
     /// Call any method of `cms_api::methods()` (the `methods` call lists them) with its parameters as a
     /// JSON object text (`""` or `"null"`: none); returns the result as JSON text. A refused command
     /// changes nothing.
+    ///
+    /// # Panics
+    /// Debug builds (the tests') panic on the method `__test_panic` while holding the session, so the
+    /// tests reach that path: the call fails with the binding's internal error (uniffi catches the
+    /// panic), and every later call on the session with `CmsError::Internal` of code `panic`. Release
+    /// builds do not have it (an unknown method, `invalid_value`).
     pub fn call(&self, method: &str, params_json: &str) -> Result<String, CmsError> {
         let params = if params_json.trim().is_empty() {
             serde_json::Value::Null
@@ -213,6 +223,8 @@ impl CmsSession {
             code: "invalid_value".into(),
             reason: format!("{method}: this session is closed: open a new one"),
         })?;
+        #[cfg(debug_assertions)]
+        assert!(method != TEST_PANIC, "{TEST_PANIC} was called: the tests' way to reach the panic path");
         let result = session.call(method, params)?;
         Ok(result.to_string())
     }
@@ -273,5 +285,25 @@ mod tests {
         session.close_store();
         let error = session.call("version", "").unwrap_err();
         assert!(error.reason().contains("closed"), "{error}");
+    }
+
+    #[cfg(debug_assertions)]
+    #[test]
+    fn a_panic_leaves_its_session_refusing_calls_and_the_others_alone() {
+        let (broken, other) = (CmsSession::memory().unwrap(), CmsSession::memory().unwrap());
+        // uniffi's scaffolding catches the panic of an exported call the same way.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| broken.call(TEST_PANIC, "")));
+        let payload = panicked.unwrap_err();
+        let message = payload.downcast_ref::<String>().unwrap();
+        assert!(message.starts_with("__test_panic was called"), "{message}");
+        let error = broken.call("version", "").unwrap_err();
+        assert_eq!(
+            error,
+            CmsError::Internal { code: "panic".into(), reason: "an earlier call panicked".into() }
+        );
+        assert!(other.call("version", "").is_ok(), "another session works on");
+        // Closing still releases the store, and the session stays unusable.
+        broken.close_store();
+        assert_eq!(broken.call("version", "").unwrap_err().code(), "panic");
     }
 }

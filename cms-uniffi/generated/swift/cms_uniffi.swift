@@ -520,6 +520,12 @@ public protocol CmsSessionProtocol: AnyObject, Sendable {
      * Call any method of `cms_api::methods()` (the `methods` call lists them) with its parameters as a
      * JSON object text (`""` or `"null"`: none); returns the result as JSON text. A refused command
      * changes nothing.
+     *
+     * # Panics
+     * Debug builds (the tests') panic on the method `__test_panic` while holding the session, so the
+     * tests reach that path: the call fails with the binding's internal error (uniffi catches the
+     * panic), and every later call on the session with `CmsError::Internal` of code `panic`. Release
+     * builds do not have it (an unknown method, `invalid_value`).
      */
     func call(method: String, paramsJson: String) throws  -> String
     
@@ -619,6 +625,12 @@ public static func sqlite(path: String)throws  -> CmsSession  {
      * Call any method of `cms_api::methods()` (the `methods` call lists them) with its parameters as a
      * JSON object text (`""` or `"null"`: none); returns the result as JSON text. A refused command
      * changes nothing.
+     *
+     * # Panics
+     * Debug builds (the tests') panic on the method `__test_panic` while holding the session, so the
+     * tests reach that path: the call fails with the binding's internal error (uniffi catches the
+     * panic), and every later call on the session with `CmsError::Internal` of code `panic`. Release
+     * builds do not have it (an unknown method, `invalid_value`).
      */
 open func call(method: String, paramsJson: String)throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeCmsError_lift) {
@@ -1030,7 +1042,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_cms_uniffi_checksum_func_version() != 61801) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_cms_uniffi_checksum_method_cmssession_call() != 61815) {
+    if (uniffi_cms_uniffi_checksum_method_cmssession_call() != 40534) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_cms_uniffi_checksum_method_cmssession_close_store() != 18401) {

@@ -12,6 +12,7 @@ import java.net.InetSocketAddress
 import java.nio.file.Files
 import uniffi.cms_uniffi.CmsException
 import uniffi.cms_uniffi.CmsSession
+import uniffi.cms_uniffi.InternalException
 import uniffi.cms_uniffi.errorCodes
 import uniffi.cms_uniffi.monthEnd
 
@@ -369,6 +370,33 @@ fun main(args: Array<String>) {
         }
     }
     probe.destroy()
+
+    // Debug builds of the library (the tests') panic on the method __test_panic while holding the session.
+    check("a panic inside a call is uniffi's InternalException; its session then refuses calls with code panic") {
+        val broken = CmsSession.memory()
+        val other = CmsSession.memory()
+        try {
+            val panicked: InternalException? =
+                try { broken.call("__test_panic", ""); null } catch (error: InternalException) { error }
+            when {
+                panicked == null -> "no error (a release build of the library has no __test_panic)"
+                !(panicked.message ?: "").contains("__test_panic was called") -> "panic message: ${panicked.message}"
+                else -> try {
+                    broken.call("version", "")
+                    "the session answered after a panic"
+                } catch (error: CmsException.Internal) {
+                    when {
+                        error.code != "panic" -> "${error.code}: ${error.reason}"
+                        !other.call("version", "").contains("version") -> "another session did not answer"
+                        else -> null
+                    }
+                }
+            }
+        } finally {
+            broken.destroy()
+            other.destroy()
+        }
+    }
 
     check("the vectors reached every error family") {
         val refused = listOf("late_usage_refused", "mixed_granularity").filter { it !in codesInResults }

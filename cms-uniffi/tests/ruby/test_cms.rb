@@ -245,6 +245,34 @@ files.each do |file|
   end
 end
 
+# Debug builds of the library (the tests') panic on the method __test_panic while holding the session.
+check('a panic inside a call is uniffi\'s InternalError; its session then refuses calls with code panic') do
+  broken = CmsUniffi::CmsSession.memory
+  other = CmsUniffi::CmsSession.memory
+  panicked = begin
+    broken.call('__test_panic', '')
+    nil
+  rescue CmsUniffi::InternalError => error
+    error
+  end
+  if panicked.nil?
+    'no error (a release build of the library has no __test_panic)'
+  elsif !panicked.message.include?('__test_panic was called')
+    "panic message: #{panicked.message}"
+  else
+    begin
+      broken.call('version', '')
+      'the session answered after a panic'
+    rescue CmsUniffi::CmsError::Internal => error
+      if error.code != 'panic'
+        "#{error.code}: #{error.reason}"
+      elsif !other.call('version', '').include?('version')
+        'another session did not answer'
+      end
+    end
+  end
+end
+
 check('the vectors reached every error family') do
   seen = FAMILIES_SEEN.uniq.sort
   refused = %w[late_usage_refused mixed_granularity] - CODES_IN_RESULTS
