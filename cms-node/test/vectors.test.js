@@ -67,8 +67,7 @@ test('every public error code is expected by some vector, and the binding knows 
       }
     }
   }
-  // `conflict` needs concurrent writers exhausting their retries (see cms-api/tests/vectors.rs).
-  const missing = errorCodes().filter((code) => !codes.has(code) && code !== 'conflict')
+  const missing = errorCodes().filter((code) => !codes.has(code))
   assert.deepEqual(missing, [])
   for (const code of codes) assert.ok(errorCodes().includes(code), `${code} is not a code of the binding`)
 })
