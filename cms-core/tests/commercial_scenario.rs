@@ -1449,6 +1449,12 @@ fn h_a_partner_sees_only_its_subtree() {
     let adatum = cms.month_end_for(&Principal::at("adatum-admin", "t1"), october(), rules()).unwrap();
     assert_eq!(buyers(&adatum), ["t1"]);
     assert!(adatum.commissions.is_empty() && adatum.overrides.is_empty());
+    // Usage counts cover each one's own subscriptions: the two partners' add up to the platform's.
+    let whole = cms.month_end_for(&operator(), october(), rules()).unwrap().stats.rows;
+    let rows = |report: &MonthEndReport| report.stats.rows;
+    assert!(rows(&adatum) > 0 && rows(&adatum) < rows(&report) && rows(&fabrikam) > 0, "{whole}");
+    assert_eq!(rows(&report) + rows(&fabrikam), whole);
+    assert_eq!(rows(&northwind), whole);
 
     // A preview by the partner covers its own network only.
     let preview = cms.preview_change_set(&contoso, &raise(), rules()).unwrap();

@@ -439,6 +439,27 @@ impl<S: Store> Cms<S> {
         report.overrides.retain(|statement| within(&statement.distributor));
         report.margins.retain(|statement| within(&statement.reseller));
         report.not_billed.retain(|entry| within(&entry.subscription));
+        // The counts of rated usage cover the principal's subscriptions only (rated as the month-end rates
+        // them: usage that existed at the close, without a pass-through cost); whole-platform counts would
+        // tell a branch how much usage the others have.
+        let mut rows = 0;
+        self.store.for_each_usage(&report.period, &mut |record| {
+            if record.existed_at_close() && record.cost.is_none() && within(&record.subscription) {
+                rows += 1;
+            }
+            Ok(())
+        })?;
+        report.stats = crate::rating::IngestStats {
+            rows,
+            accepted: rows,
+            correction_samples: report
+                .stats
+                .correction_samples
+                .into_iter()
+                .filter(|correction| within(&correction.subscription))
+                .collect(),
+            ..crate::rating::IngestStats::default()
+        };
         Ok(report)
     }
 }
