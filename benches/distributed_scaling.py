@@ -68,8 +68,6 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    load_before = os.getloadavg()
     module = native_module()
     worker_modules: set[str] = set()
 
@@ -88,6 +86,8 @@ def main() -> None:
         subprocess.run([str(cli), "month-end", "--data", str(data), "--out", str(reference)], check=True,
                        stdout=subprocess.DEVNULL)
         expected = outputs(reference)
+        started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        load_before = os.getloadavg()
 
         def run_cli(threads: int) -> Callable[[Path], Any]:
             return lambda out: subprocess.run(
@@ -128,9 +128,10 @@ def main() -> None:
 
     base = statistics.median(results[0][1])
     load_after = os.getloadavg()
+    finished = time.strftime("%H:%M UTC", time.gmtime())
     print(f"\n{arguments.subscriptions}-subscription month, {rows:,} usage rows; {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}; median of {arguments.runs}; outputs identical")
-    print(f"commit {commit}{' with local changes' if dirty else ''}, {started}; module {module}"
+    print(f"commit {commit}{' with local changes' if dirty else ''}, timed {started}-{finished}; module {module}"
           f"{'' if worker_modules <= {module} else f' (Dask workers: {sorted(worker_modules)})'}")
     print(f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}\n")
