@@ -51,13 +51,31 @@ fn word(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(buffer)
 }
 
-/// The two-digit number at byte `at` of `word`.
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+/// `DDTHH:MM` (bytes 8 to 15 of a timestamp) with zeros for digits: the separators, and what digits are
+/// counted from.
+const CLOCK_ZEROS: u64 = u64::from_le_bytes(*b"00T00:00");
+/// The separator bytes of `DDTHH:MM`.
+const CLOCK_SEPARATORS: u64 = u64::from_le_bytes([0, 0, 0xFF, 0, 0, 0xFF, 0, 0]);
+
+/// Day, hour and minute of the `DDTHH:MM` word, all eight bytes checked at once (separators in place, every
+/// digit an ASCII digit); `None` for anything else.
 #[inline]
-fn digit_pair(word: u64, at: u32) -> Option<u32> {
-    let high = ((word >> (8 * at)) & 0xFF).wrapping_sub(u64::from(b'0'));
-    let low = ((word >> (8 * (at + 1))) & 0xFF).wrapping_sub(u64::from(b'0'));
-    // Both below 10: the subtraction wrapped for anything under '0'.
-    (high < 10 && low < 10).then(|| u32::try_from(high * 10 + low).unwrap_or(u32::MAX))
+fn day_hour_minute(word: u64) -> Option<(u32, u32, u32)> {
+    if word & CLOCK_SEPARATORS != CLOCK_ZEROS & CLOCK_SEPARATORS || word & HIGH_BITS != 0 {
+        return None;
+    }
+    // Every byte is ASCII, so neither sum crosses into the next byte: a high bit marks a byte below '0'
+    // (first) or above '9' (second). The separators sit above '0' and are checked already.
+    let below_zero = !((word | HIGH_BITS) - LOW_BITS * u64::from(b'0')) & HIGH_BITS;
+    let above_nine = (word + LOW_BITS * (0x80 - u64::from(b'9') - 1)) & HIGH_BITS;
+    if (below_zero | above_nine) & !(CLOCK_SEPARATORS & HIGH_BITS) != 0 {
+        return None;
+    }
+    let values = word - CLOCK_ZEROS;
+    let digit = |at: u32| ((values >> (8 * at)) & 0xFF) as u32;
+    Some((digit(0) * 10 + digit(1), digit(3) * 10 + digit(4), digit(6) * 10 + digit(7)))
 }
 
 /// `+00:00` in the low six bytes of a word.
@@ -80,15 +98,10 @@ impl TimestampCache {
         }
         // DDTHH:MM, then :SS.
         let middle = word(bytes, 8);
-        if (middle >> 16) & 0xFF != u64::from(b'T')
-            || (middle >> 40) & 0xFF != u64::from(b':')
-            || bytes[16] != b':'
-        {
+        if bytes[16] != b':' {
             return parse_timestamp_seconds(bytes);
         }
-        let (Some(day), Some(hour), Some(minute), Some(second)) =
-            (digit_pair(middle, 0), digit_pair(middle, 3), digit_pair(middle, 6), digits2(bytes, 17))
-        else {
+        let (Some((day, hour, minute)), Some(second)) = (day_hour_minute(middle), digits2(bytes, 17)) else {
             return parse_timestamp_seconds(bytes);
         };
         if day == 0 || day > self.month_days || hour > 23 || minute > 59 || second > 59 {
@@ -355,5 +368,63 @@ impl<'a> FastRows<'a> {
         };
         self.accumulator.put_micros_batched(series, ready.start, ready.end, ready.micros);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A timestamp, or one with a byte changed: the cached reader reads what the general parser reads.
+    fn timestamp() -> impl Strategy<Value = Vec<u8>> {
+        let valid = (2023u32..2027, 1u32..13, 0u32..32, 0u32..25, 0u32..61, 0u32..61, any::<bool>())
+            .prop_map(|(year, month, day, hour, minute, second, zulu)| {
+                let zone = if zulu { "Z" } else { "+00:00" };
+                format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{zone}").into_bytes()
+            });
+        (
+            valid,
+            any::<bool>(),
+            any::<usize>(),
+            prop_oneof![any::<u8>(), proptest::sample::select(b"0189:T/+-Z \x80".to_vec())],
+        )
+            .prop_map(|(mut bytes, change, at, byte)| {
+                if change {
+                    let at = at % bytes.len();
+                    bytes[at] = byte;
+                }
+                bytes
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_cached_reader_reads_what_the_parser_reads(stamps in proptest::collection::vec(timestamp(), 1..40)) {
+            let mut cache = TimestampCache::default();
+            for stamp in stamps {
+                prop_assert_eq!(cache.seconds(&stamp), parse_timestamp_seconds(&stamp), "{:?}", String::from_utf8_lossy(&stamp));
+            }
+        }
+
+        #[test]
+        fn the_clock_word_is_read_like_byte_by_byte(
+            digits in proptest::collection::vec(b'0'..=b'9', 6),
+            change: Option<(usize, u8)>,
+            special in proptest::sample::select(b"/:T \x80\xff".to_vec()),
+            use_special: bool,
+        ) {
+            let mut bytes = vec![digits[0], digits[1], b'T', digits[2], digits[3], b':', digits[4], digits[5]];
+            if let Some((at, byte)) = change {
+                bytes[at % 8] = if use_special { special } else { byte };
+            }
+            let expected = (bytes[2] == b'T' && bytes[5] == b':' && [0, 1, 3, 4, 6, 7].iter().all(|&at| bytes[at].is_ascii_digit()))
+                .then(|| {
+                    let number = |at: usize| u32::from(bytes[at] - b'0') * 10 + u32::from(bytes[at + 1] - b'0');
+                    (number(0), number(3), number(6))
+                });
+            prop_assert_eq!(day_hour_minute(word(&bytes, 0)), expected);
+        }
     }
 }
