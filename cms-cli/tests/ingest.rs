@@ -1,7 +1,7 @@
 //! `cms ingest` as an operator runs it: page files, an exported folder, a live region (a local HTTP server
 //! standing in for a stamp).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
@@ -125,21 +125,27 @@ fn stamp() -> (String, Arc<Mutex<Vec<String>>>) {
     (base, seen)
 }
 
-#[test]
-fn a_live_region_is_pulled_window_by_window_with_checkpoints() {
-    let (base, seen) = stamp();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("east.json");
+/// The region file of the stamp at `base` (region `east`, one subscriber, hourly), written into `dir`.
+fn east_region(dir: &Path, base: &str, start: &str, window_hours: u32) -> PathBuf {
+    let config = dir.join("east.json");
     std::fs::write(
         &config,
         format!(
             r#"{{"region":"east","arm_endpoint":"{base}","provider_subscription":"0d6a7e9f-2b4c-4f8e-a1d3-9c5b7e2f6a44",
                 "tenant":"contoso.onmicrosoft.com","client_id":"app","client_secret_env":"CMS_TEST_EAST_SECRET",
-                "start":"2025-03-10T13:00:00Z","subscribers":["3f2a6c1e-8b4d-4e1a-9c7f-2d5b8e0a1c11"],
-                "granularity":"hourly","window_hours":1,"allow_http":true}}"#
+                "start":"{start}","subscribers":["3f2a6c1e-8b4d-4e1a-9c7f-2d5b8e0a1c11"],
+                "granularity":"hourly","window_hours":{window_hours},"allow_http":true}}"#
         ),
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn a_live_region_is_pulled_window_by_window_with_checkpoints() {
+    let (base, seen) = stamp();
+    let dir = tempfile::tempdir().unwrap();
+    let config = east_region(dir.path(), &base, "2025-03-10T13:00:00Z", 1);
     let db = dir.path().join("cms.db");
     let pull = || {
         Command::new(env!("CARGO_BIN_EXE_cms"))
@@ -555,18 +561,7 @@ fn a_region_pull_without_until_stops_at_the_start_of_the_day() {
     let start = before - chrono::TimeDelta::days(2);
     let (base, seen) = stamp();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("east.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"region":"east","arm_endpoint":"{base}","provider_subscription":"0d6a7e9f-2b4c-4f8e-a1d3-9c5b7e2f6a44",
-                "tenant":"contoso.onmicrosoft.com","client_id":"app","client_secret_env":"CMS_TEST_EAST_SECRET",
-                "start":"{}","subscribers":["3f2a6c1e-8b4d-4e1a-9c7f-2d5b8e0a1c11"],
-                "granularity":"hourly","window_hours":24,"allow_http":true}}"#,
-            start.to_rfc3339()
-        ),
-    )
-    .unwrap();
+    let config = east_region(dir.path(), &base, &start.to_rfc3339(), 24);
     let db = dir.path().join("cms.db");
     let output = Command::new(env!("CARGO_BIN_EXE_cms"))
         .args([
