@@ -1,6 +1,8 @@
 //! The fast `usage.csv` parser against the simple one (the oracle): on random files (any column order,
 //! extra columns, quotes holding commas and newlines, CRLF, padded fields, bad values, unknown
 //! subscriptions) cut into random blocks, both give the same quantities and statistics, or the same error.
+//! Files with exactly the usual columns in order take the fast path that guesses field widths: they get their
+//! own test, with lines of changing widths and random edits (newlines, commas, bytes inserted or removed).
 
 use cms_core::CmsError;
 use cms_core::formats::usage_csv::{FastUsageParser, UsageLayout, read_usage, whole_records};
@@ -379,5 +381,126 @@ mod pages {
             }
             prop_assert_eq!(fast_result, simple_result);
         }
+    }
+}
+
+/// The usual seven columns, in order: the lines the fast path splits by guessing widths. Rows change width
+/// (meter spellings with and without dashes, `Z` and `+00:00` times, resources and locations of several
+/// lengths, subscriptions in either case), and some lines are edited: a newline, a comma, a carriage return
+/// or another byte inserted, a byte removed, or the line cut after one of its fields (so guessed widths cross line ends, lines come short
+/// or long, and spellings are new).
+fn in_order_file() -> impl Strategy<Value = String> {
+    let line = (
+        0usize..4,
+        0usize..3,
+        -2i64..40,
+        any::<bool>(),
+        (0u64..100_000, 0u32..1_000_000),
+        0usize..6,
+        0usize..3,
+        proptest::option::weighted(
+            0.15,
+            (any::<usize>(), 0u8..3, proptest::sample::select(b"\n,\r.0x-Z:".to_vec())),
+        ),
+    )
+        .prop_map(|(subscription, meter, hour, zulu, (whole, fraction), resource, location, edit)| {
+            let subscription = match subscription {
+                3 => SUBSCRIPTIONS[0].to_uppercase(),
+                index => SUBSCRIPTIONS[index].to_owned(),
+            };
+            let stamp = |hour: i64| if zulu { time(hour).replace("+00:00", "Z") } else { time(hour) };
+            // The 47- and 48-byte resources reach, from a row of resource `/s/d` and location `local`, the
+            // comma after the next line's subscription (LF and CRLF files): a guessed width that crosses lines.
+            let resource = [
+                "/subscriptions/x/vm-0",
+                "/subscriptions/x/virtualMachines/vm-12",
+                "/s/d",
+                "",
+                "/s/vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv",
+                "/s/vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv",
+            ][resource];
+            let location = ["local", "region-east", ""][location];
+            let mut line = format!(
+                "{subscription},{},{},{},{whole}.{fraction:06},{resource},{location}",
+                METERS[meter],
+                stamp(hour),
+                stamp(hour + 1)
+            )
+            .into_bytes();
+            match edit {
+                Some((at, 0, byte)) => line.insert(at % (line.len() + 1), byte),
+                Some((at, 1, _)) if !line.is_empty() => {
+                    line.remove(at % line.len());
+                }
+                Some((fields, _, _)) => {
+                    // Only the first fields: a short line, where a guess from a longer line before may land.
+                    let keep = 1 + fields % 6;
+                    let cut = line
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, byte)| **byte == b',')
+                        .nth(keep - 1)
+                        .map(|(at, _)| at);
+                    line.truncate(cut.unwrap_or(line.len()));
+                }
+                None => {}
+            }
+            line
+        });
+    (proptest::collection::vec(line, 0..90), any::<bool>(), any::<bool>())
+        .prop_map(|(lines, crlf, last_newline)| {
+            let newline: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+            let mut text = USAGE_HEADER.as_bytes().to_vec();
+            text.extend_from_slice(newline);
+            for (number, line) in lines.iter().enumerate() {
+                text.extend_from_slice(line);
+                if last_newline || number + 1 < lines.len() {
+                    text.extend_from_slice(newline);
+                }
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+        // Known difference: after a blank line the simple path (the csv crate, which skips blank lines) names a
+        // later record by the blank line's number, the fast path by the record's own line. Both refuse the same
+        // record with the same code; the test leaves blank lines out.
+        .prop_filter("a blank line", |text| {
+            let lines = text.replace("\r\n", "\n").replace('\r', "\n");
+            !lines.trim_end_matches('\n').contains("\n\n")
+        })
+}
+
+const USAGE_HEADER: &str =
+    "subscription_id,meter_id,usage_start_time,usage_end_time,quantity,resource_uri,location";
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn guessed_widths_agree_with_the_simple_parser(text in in_order_file(), cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+        prop_assert_eq!(summary(fast(&text, &cuts)), summary(simple(&text)), "file:\n{}", text);
+    }
+}
+
+/// A guessed resource width that reaches, across the line end, the comma after a short next line's
+/// subscription: the line must be found again by its newline, not accepted with a resource holding it.
+#[test]
+fn a_guessed_width_across_a_line_end_is_not_trusted() {
+    let (subscription, meter) = (SUBSCRIPTIONS[0], METERS[0]);
+    for newline in ["\n", "\r\n"] {
+        let long = if newline == "\n" { 47 } else { 48 };
+        let row = |resource: &str, hour: i64| {
+            format!("{subscription},{meter},{},{},1.5,{resource},local{newline}", time(hour), time(hour + 1))
+        };
+        let text = [
+            format!("{USAGE_HEADER}{newline}"),
+            row(&format!("/s/{}", "v".repeat(long - 3)), 0),
+            row("/s/d", 1),
+            format!("{subscription},{meter}{newline}"),
+        ]
+        .concat();
+        let expected =
+            Err("bad_record: usage.csv line 4: bad record: 2 fields where the header has 7".to_owned());
+        assert_eq!(summary(simple(&text)).map(drop), expected);
+        assert_eq!(summary(fast(&text, &[])).map(drop), expected, "{newline:?}");
     }
 }

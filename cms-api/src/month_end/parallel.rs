@@ -20,7 +20,7 @@ use cms_core::CmsError;
 use cms_core::error::{Location, Position};
 use cms_core::formats::csv_input::MAX_RECORD_BYTES;
 use cms_core::formats::usage_api::FastPageParser;
-use cms_core::formats::usage_csv::{FastUsageParser, UsageLayout, whole_records};
+use cms_core::formats::usage_csv::{FastUsageParser, UsageLayout, needs_csv_reader, whole_records};
 use cms_core::model::time::Period;
 use cms_core::rating::UsageAccumulator;
 
@@ -82,7 +82,8 @@ pub fn csv_usage(
     let threads = threads.max(1);
     let accumulators = match read_at_workers(path, period, known, threads)? {
         Some(accumulators) => accumulators,
-        // The file has quotes: one reader cuts blocks only between records, where quote parity allows.
+        // The file has quotes (or a lone `\r`): one reader cuts blocks only between records, where quote
+        // parity allows.
         None => quoted_csv_workers(path, period, known, threads)?,
     };
     if threads == 1 {
@@ -95,7 +96,8 @@ pub fn csv_usage(
 enum Failure {
     /// A bad record: the error with its line relative to the block (line 1 is the block's first line).
     Bad { block: usize, error: CmsError },
-    /// The block holds a quote but was cut at any newline (by `read_at_workers`).
+    /// The block holds a quote (or a lone `\r`, see `needs_csv_reader`) but was cut at any newline (by
+    /// `read_at_workers`).
     Quoted,
 }
 
@@ -120,11 +122,8 @@ fn csv_worker(shared: &Shared<'_>, recycle: &mpsc::Sender<Vec<u8>>) -> Result<Us
         if index > shared.failed_block.load(Ordering::Relaxed) {
             continue;
         }
-        let fed = if memchr::memchr(b'"', &block).is_some() {
-            parser.feed(&block, 1)
-        } else {
-            parser.feed_unquoted(&block, 1)
-        };
+        let fed =
+            if needs_csv_reader(&block) { parser.feed(&block, 1) } else { parser.feed_unquoted(&block, 1) };
         match fed {
             Ok(lines) => {
                 let mut counts = shared.line_counts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -271,8 +270,8 @@ const OWN_BLOCK_BYTES: u64 = 1 << 20;
 
 /// `usage.csv` read and parsed by the workers themselves, each taking the next 1 MiB of the file: no reader
 /// thread, no hand-over between cores. A block owns the records that start in it (the record cut by its
-/// start belongs to the block before). Works for files without quotes; `None` when a quote turns up (the
-/// caller then cuts blocks between records on one reader thread).
+/// start belongs to the block before). Works for files without quotes; `None` when a quote (or a lone `\r`)
+/// turns up (the caller then cuts blocks between records on one reader thread).
 fn read_at_workers(
     path: &Path,
     period: Period,
@@ -343,7 +342,7 @@ fn read_at_workers(
                             memchr::memchr(b'\n', &buffer[..head]).map_or(filled, |newline| newline + 1)
                         };
                         let block = &buffer[owned..filled];
-                        if memchr::memchr(b'"', block).is_some() {
+                        if needs_csv_reader(block) {
                             failed_block.store(0, Ordering::Relaxed);
                             return Err(Failure::Quoted);
                         }

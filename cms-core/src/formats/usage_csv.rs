@@ -9,7 +9,8 @@
 //! [`FastUsageParser`] takes blocks of whole records ([`whole_records`] finds where a buffer can be cut:
 //! after a newline outside quotes) and feeds an [`UsageAccumulator`] directly, without the csv crate, UTF-8
 //! checks or decimals on the common row:
-//! - fields are split on commas with SIMD search (`memchr`);
+//! - lines of the usual file are split by guessing each field's width from the line before, and confirmed
+//!   by what the row's checks read (see [`FastUsageParser::feed_unquoted`]); other lines with `memchr`;
 //! - the series of a row is found by the exact bytes of its (subscription, meter, resource uri) in a small
 //!   map of spellings, so the case-folded lookup, the UTF-8 check and the check that the subscription is in
 //!   the channel run once per spelling, not once per row;
@@ -107,13 +108,6 @@ pub struct UsageLayout {
     fields: usize,
 }
 
-/// Wanted fields whose every byte the fast path checks (meter, times, quantity): a comma cannot hide in
-/// them, so their width can be guessed from the row before and confirmed by one byte.
-const CHECKED_FIELDS: [usize; 4] = [1, 2, 3, 4];
-/// Wanted fields a known spelling vouches for (subscription, resource): a guessed width is trusted only when
-/// the row's spelling is found; a new spelling is split again by scanning.
-const SPELLED_FIELDS: [usize; 2] = [0, 5];
-
 impl UsageLayout {
     /// Read the header line (without its newline).
     pub fn from_header(header: &[u8], source: &str) -> Result<Self, CmsError> {
@@ -191,17 +185,28 @@ fn row_bytes<'r>(fields: &[&'r [u8]; 7]) -> RowBytes<'r> {
     }
 }
 
-/// One column of the file, as the fast path splits it.
-#[derive(Debug, Clone, Copy)]
-struct Column {
-    /// The wanted field it holds ([`USAGE_COLUMNS`] order), if any.
-    wanted: Option<usize>,
-    /// Its width is remembered to guess the next row's: a checked or spelled field.
-    measured: bool,
-    /// A spelled field: its guessed width is trusted only when the row's spelling is known.
-    spelled: bool,
-    /// Its width in the row before (0: none to guess from).
-    width: usize,
+/// The fields of the usual file ([`USAGE_COLUMNS`] in order) whose width is guessed from the line before:
+/// all but the quantity and the location, which are scanned.
+const GUESSED: [bool; 6] = [true, true, true, true, false, true];
+/// Of those, the fields that only a known spelling vouches for (subscription, resource): when the row's
+/// spelling turns out new, its line is found and split again by scanning. The others (meter, times) are
+/// checked byte by byte however the row goes.
+const SPELLED: [bool; 6] = [true, false, false, false, false, true];
+
+/// A guessed line's fields, and whether a spelled field's width was guessed; `None` when the line does not
+/// split into seven fields.
+type GuessedFields<'r> = Option<([&'r [u8]; 7], bool)>;
+
+/// One line of the usual file as [`FastUsageParser::split_guessed`] found it: the line is only known to
+/// end at `end` once its row is accepted (see [`FastUsageParser::feed_unquoted`]).
+#[derive(Clone, Copy)]
+struct Guess<'r> {
+    start: usize,
+    /// The newline that ends the line (or the block's end).
+    end: usize,
+    line: u64,
+    fields: GuessedFields<'r>,
+    hash: u64,
 }
 
 /// The fast month-end parser of `usage.csv` blocks (see the module documentation).
@@ -209,8 +214,12 @@ pub struct FastUsageParser<'a> {
     layout: UsageLayout,
     source: &'a str,
     rows: FastRows<'a>,
-    /// For each column of the file: the wanted field it holds, if any, and how its width is guessed.
-    columns: Vec<Column>,
+    /// For each column of the file, the wanted field it holds ([`USAGE_COLUMNS`] order), if any.
+    columns: Vec<Option<usize>>,
+    /// The file has exactly the columns of [`USAGE_COLUMNS`], in that order: its lines are split by guessing.
+    in_order: bool,
+    /// The widths of the fields of the line before (0: none to guess from).
+    widths: [usize; 6],
 }
 
 impl<'a> FastUsageParser<'a> {
@@ -227,17 +236,10 @@ impl<'a> FastUsageParser<'a> {
             source,
             rows: FastRows::new(period, known),
             columns: (0..layout.fields)
-                .map(|column| {
-                    let wanted = layout.columns.iter().position(|&at| at == column);
-                    let is = |set: &[usize]| wanted.is_some_and(|wanted| set.contains(&wanted));
-                    Column {
-                        wanted,
-                        measured: is(&CHECKED_FIELDS) || is(&SPELLED_FIELDS),
-                        spelled: is(&SPELLED_FIELDS),
-                        width: 0,
-                    }
-                })
+                .map(|column| layout.columns.iter().position(|&at| at == column))
                 .collect(),
+            in_order: layout.fields == 7 && layout.columns == [0, 1, 2, 3, 4, 5, 6],
+            widths: [0; 6],
         }
     }
 
@@ -250,38 +252,47 @@ impl<'a> FastUsageParser<'a> {
     /// 1); returns the number of lines it held. Stops at the first bad record with an error naming its line;
     /// rows before it are kept.
     pub fn feed(&mut self, block: &[u8], first_line: u64) -> Result<u64, CmsError> {
-        if memchr::memchr(b'"', block).is_none() {
+        if !needs_csv_reader(block) {
             return self.feed_unquoted(block, first_line);
         }
         let mut line = first_line;
         let mut offset = 0;
         'block: while offset < block.len() {
             let mut record_start = offset;
-            for position in memchr::memchr2_iter(b'\n', b'"', &block[offset..]).map(|found| offset + found) {
-                if block[position] == b'\n' {
-                    self.record(&block[record_start..position], line)?;
-                    line += 1;
-                    record_start = position + 1;
-                } else {
-                    // A quoted field may hold commas and newlines: the record ends where the csv crate says it
-                    // does.
-                    let record_end = match first_record(&block[record_start..]) {
-                        Some(length) => {
-                            // The terminator; a `\r\n` ends at its `\n`.
-                            let end = record_start + length - 1;
-                            if block[end] == b'\r' && block.get(end + 1) == Some(&b'\n') {
-                                end + 1
-                            } else {
-                                end
+            for position in
+                memchr::memchr3_iter(b'\n', b'"', b'\r', &block[offset..]).map(|found| offset + found)
+            {
+                match block[position] {
+                    // The first half of a `\r\n`: the record ends at its `\n`.
+                    b'\r' if block.get(position + 1) == Some(&b'\n') => {}
+                    // A line end; a lone `\r` ends a line too, as the simple path reads it.
+                    b'\n' | b'\r' => {
+                        self.record(&block[record_start..position], line)?;
+                        line += 1;
+                        record_start = position + 1;
+                    }
+                    _ => {
+                        // A quoted field may hold commas and newlines: the record ends where the csv crate says it
+                        // does.
+                        let record_end = match first_record(&block[record_start..]) {
+                            Some(length) => {
+                                // The terminator; a `\r\n` ends at its `\n`.
+                                let end = record_start + length - 1;
+                                if block[end] == b'\r' && block.get(end + 1) == Some(&b'\n') {
+                                    end + 1
+                                } else {
+                                    end
+                                }
                             }
-                        }
-                        None => block.len(),
-                    };
-                    let text = &block[record_start..record_end];
-                    self.slow_record(text, line)?;
-                    line += memchr::memchr_iter(b'\n', text).count() as u64 + 1;
-                    offset = record_end + 1;
-                    continue 'block;
+                            None => block.len(),
+                        };
+                        let text = &block[record_start..record_end];
+                        self.slow_record(text, line)?;
+                        // Every record terminator ends a line, a lone `\r` too, and so does each `\n` inside quotes.
+                        line += memchr::memchr_iter(b'\n', text).count() as u64 + 1;
+                        offset = record_end + 1;
+                        continue 'block;
+                    }
                 }
             }
             if record_start < block.len() {
@@ -294,51 +305,102 @@ impl<'a> FastUsageParser<'a> {
         Ok(line - first_line)
     }
 
-    /// [`Self::feed`] for a block the caller knows holds no quote (the usual case, and the fast one: lines
-    /// and free-text fields split with SIMD search, checked fields by width). Blocks may then be cut at any
-    /// newline.
+    /// [`Self::feed`] for a block that [`needs_csv_reader`] passes (no quote, and a `\r` only before a `\n`):
+    /// the usual case, and the fast one. Blocks may then be cut at any newline.
+    ///
+    /// In the usual file, a line is split without looking at most of its bytes: each field's width is guessed
+    /// from the line before and confirmed by the comma after it, the quantity and the location are scanned, and
+    /// the newline that ends the location ends the line. That end holds once the row is accepted, because then
+    /// every byte before it is accounted for: the times, the quantity and the meter are read byte by byte, and
+    /// the subscription and resource equal a spelling taken from a line split by scanning (so none holds a
+    /// newline). A row that is not accepted so (a new spelling under a guessed width, a value the fast
+    /// readers decline, a line that does not split) has its line found by searching for its newline, and goes
+    /// through [`Self::record`]; if that line ends elsewhere than guessed, the lines after it are split again.
     ///
     /// Lines go [`GROUP_LINES`] at a time: all are split and their spellings hashed and brought into the CPU
     /// caches together (see `formats::key_index`), then each is checked and stored in order, exactly as one
-    /// at a time (a line that needs the simple path, or splitting again, still gets it in its turn).
+    /// at a time. Files with other columns have each line found by searching for its newline.
     pub fn feed_unquoted(&mut self, block: &[u8], first_line: u64) -> Result<u64, CmsError> {
         let mut line = first_line;
         let mut start = 0;
-        let mut group = Vec::with_capacity(GROUP_LINES);
-        while start < block.len() {
-            group.clear();
-            while group.len() < GROUP_LINES && start < block.len() {
+        if !self.in_order {
+            while start < block.len() {
                 let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |found| start + found);
-                let mut record = &block[start..end];
-                if let [head @ .., b'\r'] = record {
-                    record = head;
-                }
-                let split = if record.is_empty() { None } else { self.split(record, true) };
-                let hash = split.map(|(fields, _)| self.rows.spelling_hash(&row_bytes(&fields)));
-                group.push((record, line, split, hash));
+                self.record(&block[start..end], line)?;
                 line += 1;
                 start = end + 1;
             }
-            self.rows.touch_all(group.iter().filter_map(|item| item.3));
-            for &(record, line, split, hash) in &group {
-                if record.is_empty() {
+            return Ok(line - first_line);
+        }
+        let mut group: Vec<Guess<'_>> = Vec::with_capacity(GROUP_LINES);
+        while start < block.len() {
+            group.clear();
+            let (mut at, mut number) = (start, line);
+            while group.len() < GROUP_LINES && at < block.len() {
+                let (end, fields) = self.split_guessed(block, at);
+                let hash = fields.map_or(0, |(fields, _)| self.rows.spelling_hash(&row_bytes(&fields)));
+                group.push(Guess { start: at, end, line: number, fields, hash });
+                number += 1;
+                at = end + 1;
+            }
+            self.rows.touch_all(group.iter().filter(|guess| guess.fields.is_some()).map(|guess| guess.hash));
+            (start, line) = (at, number);
+            for guess in &group {
+                if let Some((fields, guessed)) = guess.fields
+                    && self.fast_fields(guess.line, &fields, guessed, guess.hash)?
+                {
                     continue;
                 }
-                let fast = match (split, hash) {
-                    (Some((fields, guessed)), Some(hash)) => {
-                        self.fast_fields(record, line, &fields, guessed, hash)?
-                    }
-                    _ => false,
-                };
-                if !fast {
-                    self.slow_record(record, line)?;
+                let end = memchr::memchr(b'\n', &block[guess.start..])
+                    .map_or(block.len(), |found| guess.start + found);
+                self.record(&block[guess.start..end], guess.line)?;
+                if end != guess.end {
+                    // The guessed line was not the line: split again from the real one's end.
+                    (start, line) = (end + 1, guess.line + 1);
+                    break;
                 }
             }
         }
         Ok(line - first_line)
     }
 
-    /// One record (without its newline).
+    /// The line of the usual file that starts at `start` in `bytes`, split by guessing (see
+    /// [`Self::feed_unquoted`]): where it seems to end, and its fields with whether a spelled field's width
+    /// was guessed (`None` when it does not split into seven fields: the caller then finds the line by its
+    /// newline). Scans stop at the first comma or newline, so no line costs more than its own bytes.
+    #[inline]
+    fn split_guessed<'r>(&mut self, bytes: &'r [u8], start: usize) -> (usize, GuessedFields<'r>) {
+        let mut fields: [&[u8]; 7] = [&[]; 7];
+        let mut from = start;
+        let mut guessed_spelled = false;
+        for index in 0..6 {
+            let width = self.widths[index];
+            let end = if GUESSED[index] && width > 0 && bytes.get(from + width) == Some(&b',') {
+                guessed_spelled |= SPELLED[index];
+                from + width
+            } else {
+                match separator(bytes, from) {
+                    Some(at) if bytes[at] == b',' => at,
+                    found => return (found.unwrap_or(bytes.len()), None),
+                }
+            };
+            fields[index] = &bytes[from..end];
+            self.widths[index] = end - from;
+            from = end + 1;
+        }
+        let end = match separator(bytes, from) {
+            Some(at) if bytes[at] == b'\n' => at,
+            // A seventh comma: more fields than the header.
+            Some(at) => return (at, None),
+            None => bytes.len(),
+        };
+        let location = &bytes[from.min(end)..end];
+        fields[6] = if let [head @ .., b'\r'] = location { head } else { location };
+        (end, Some((fields, guessed_spelled)))
+    }
+
+    /// One record (a whole line, without its newline): split by scanning, through the fast path or the
+    /// simple one.
     fn record(&mut self, mut record: &[u8], line: u64) -> Result<(), CmsError> {
         if let [head @ .., b'\r'] = record {
             record = head;
@@ -346,61 +408,48 @@ impl<'a> FastUsageParser<'a> {
         if record.is_empty() {
             return Ok(());
         }
-        if !self.fast_record(record, line, true)? {
+        let fast = match self.split(record) {
+            Some(fields) => {
+                let hash = self.rows.spelling_hash(&row_bytes(&fields));
+                self.fast_fields(line, &fields, false, hash)?
+            }
+            None => false,
+        };
+        if !fast {
             self.slow_record(record, line)?;
         }
         Ok(())
     }
 
-    /// Split a record without quotes into the wanted fields, or `None` when its field count differs from the
-    /// header's. A checked field's width is guessed from the row before and confirmed by the comma after it
-    /// (its bytes are all checked later, so no comma hides inside); other fields are scanned for their comma.
-    ///
-    /// With `guess_spelled`, the subscription and resource widths are guessed too; the second value says
-    /// whether such a guess was used, so the caller can split again when the spelling turns out new.
-    fn split<'r>(&mut self, record: &'r [u8], guess_spelled: bool) -> Option<([&'r [u8]; 7], bool)> {
+    /// Split a whole line without quotes into the wanted fields, or `None` when its field count differs from
+    /// the header's.
+    fn split<'r>(&self, record: &'r [u8]) -> Option<[&'r [u8]; 7]> {
         let mut fields: [&[u8]; 7] = [&[]; 7];
-        let mut start = 0;
-        let mut guessed_spelled = false;
-        let last = self.layout.fields - 1;
-        for (index, column) in self.columns.iter_mut().enumerate() {
-            let end = if index == last {
-                if comma(&record[start..]).is_some() {
+        let mut rest = record;
+        let last = self.columns.len() - 1;
+        for (index, &wanted) in self.columns.iter().enumerate() {
+            let field = if index == last {
+                if memchr::memchr(b',', rest).is_some() {
                     return None;
                 }
-                record.len()
+                rest
             } else {
-                let guess = start + column.width;
-                if column.width > 0 && (guess_spelled || !column.spelled) && record.get(guess) == Some(&b',')
-                {
-                    guessed_spelled |= column.spelled;
-                    guess
-                } else {
-                    start + comma(record.get(start..)?)?
-                }
+                let comma = memchr::memchr(b',', rest)?;
+                let field = &rest[..comma];
+                rest = &rest[comma + 1..];
+                field
             };
-            if let Some(wanted) = column.wanted {
-                fields[wanted] = &record[start..end];
-                if column.measured {
-                    column.width = end - start;
-                }
+            if let Some(wanted) = wanted {
+                fields[wanted] = field;
             }
-            start = end + 1;
         }
-        Some((fields, guessed_spelled))
+        Some(fields)
     }
 
-    /// The common row; `Ok(false)` when the line needs the simple path.
-    fn fast_record(&mut self, record: &[u8], line: u64, guess_spelled: bool) -> Result<bool, CmsError> {
-        let Some((fields, guessed)) = self.split(record, guess_spelled) else { return Ok(false) };
-        let hash = self.rows.spelling_hash(&row_bytes(&fields));
-        self.fast_fields(record, line, &fields, guessed, hash)
-    }
-
-    /// [`Self::fast_record`] once the line is split and its spelling hashed.
+    /// The common row, split and its spelling hashed; `Ok(false)` when the line needs to be found by its
+    /// newline and split by scanning (a guessed spelled width under a new spelling), or the simple path.
     fn fast_fields(
         &mut self,
-        record: &[u8],
         line: u64,
         fields: &[&[u8]; 7],
         guessed: bool,
@@ -410,9 +459,7 @@ impl<'a> FastUsageParser<'a> {
         let at = || Location::line(source, line);
         match self.rows.prepare_hashed(&row_bytes(fields), guessed, hash, at)? {
             Prepared::Ready(ready) => self.rows.store(ready, at).map(|()| true),
-            Prepared::Slow => Ok(false),
-            // A new spelling cannot vouch for a guessed width: split this row by scanning.
-            Prepared::Resplit => self.fast_record(record, line, false),
+            Prepared::Slow | Prepared::Resplit => Ok(false),
         }
     }
 
@@ -447,19 +494,28 @@ impl<'a> FastUsageParser<'a> {
     }
 }
 
-/// The first comma of a field's bytes. Most fields that are searched (quantities, locations) are short: their
-/// first 16 bytes are compared at once (one SSE2 compare and byte mask, through the `wide` crate), and only a
-/// longer field pays for `memchr`'s setup.
-fn comma(bytes: &[u8]) -> Option<usize> {
-    let Some(head) = bytes.get(..16) else {
-        return bytes.iter().position(|&byte| byte == b',');
+/// Whether a block of whole records holds a quote or a carriage return that does not end a line: its records
+/// then end where the csv crate says (a quoted field may hold newlines, a lone `\r` ends a record), and
+/// [`FastUsageParser::feed_unquoted`] cannot take it.
+pub fn needs_csv_reader(block: &[u8]) -> bool {
+    memchr::memchr2_iter(b'"', b'\r', block).any(|at| block[at] == b'"' || block.get(at + 1) != Some(&b'\n'))
+}
+
+/// The first comma or newline of `bytes` at or after `from`. Most fields that are scanned (quantities,
+/// locations) are short: the first 16 bytes are compared at once (SSE2 compares and a byte mask, through the
+/// `wide` crate), and only a longer field pays for `memchr`'s setup.
+#[inline]
+fn separator(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let Some(head) = rest.get(..16) else {
+        return memchr::memchr2(b',', b'\n', rest).map(|at| from + at);
     };
-    let commas =
-        u8x16::new(<[u8; 16]>::try_from(head).unwrap_or_default()).simd_eq(u8x16::splat(b',')).to_bitmask();
-    if commas != 0 {
-        return Some(commas.trailing_zeros() as usize);
+    let vector = u8x16::new(<[u8; 16]>::try_from(head).unwrap_or_default());
+    let found = (vector.simd_eq(u8x16::splat(b',')) | vector.simd_eq(u8x16::splat(b'\n'))).to_bitmask();
+    if found != 0 {
+        return Some(from + found.trailing_zeros() as usize);
     }
-    memchr::memchr(b',', &bytes[16..]).map(|at| at + 16)
+    memchr::memchr2(b',', b'\n', &rest[16..]).map(|at| from + 16 + at)
 }
 
 #[cfg(test)]
@@ -471,10 +527,14 @@ mod tests {
     use crate::rating::to_micros;
 
     proptest! {
-        /// The short-field comma search finds the first comma where a byte loop does, at any length.
+        /// The separator search finds the first comma or newline where a byte loop does, at any length.
         #[test]
-        fn comma_is_the_first_comma(bytes in proptest::collection::vec(prop_oneof![Just(b','), Just(b'.'), any::<u8>()], 0..48)) {
-            prop_assert_eq!(comma(&bytes), bytes.iter().position(|&byte| byte == b','));
+        fn separator_is_the_first_comma_or_newline(
+            bytes in proptest::collection::vec(prop_oneof![Just(b','), Just(b'\n'), Just(b'.'), any::<u8>()], 0..64),
+            from in 0usize..70,
+        ) {
+            let expected = bytes.iter().enumerate().skip(from).find(|(_, byte)| matches!(byte, b',' | b'\n')).map(|(at, _)| at);
+            prop_assert_eq!(separator(&bytes, from), expected);
         }
     }
 
