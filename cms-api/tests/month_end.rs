@@ -134,6 +134,37 @@ fn a_missing_folder_or_file_is_an_io_error_naming_it() {
     assert!(error.to_string().contains("prices.csv: cannot read"), "{error}");
 }
 
+/// Line ends as `\r\n`, and as a lone `\r` (which the simple path reads as a line end too, so the fast
+/// path's workers hand the file to the csv crate's reader): the same outputs, and a bad row's line counts
+/// the lone `\r` lines.
+#[test]
+fn carriage_return_line_ends_give_the_same_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = case(0);
+    write_case(dir.path(), &case);
+    let usage = case["files"]["usage.csv"].as_str().unwrap();
+    for (name, text) in [("crlf", usage.replace('\n', "\r\n")), ("lone-cr", usage.replacen('\n', "\r", 4))] {
+        std::fs::write(dir.path().join("usage.csv"), &text).unwrap();
+        for threads in [1, 2] {
+            let out = dir.path().join(format!("out-{name}-{threads}"));
+            run(&options(dir.path(), &out, threads)).unwrap();
+            for (file, expected) in case["expect"].as_object().unwrap() {
+                let written = std::fs::read_to_string(out.join(file)).unwrap();
+                assert_eq!(&written, expected.as_str().unwrap(), "{file}, {name}, {threads} thread(s)");
+            }
+        }
+    }
+    // The third line's end is a lone `\r`; the fourth row is bad.
+    let lines: Vec<&str> = usage.split_inclusive('\n').collect();
+    let bad_fourth = lines[4].replacen('0', "x", 1);
+    let text = [lines[0], lines[1], &lines[2].replace('\n', "\r"), lines[3], &bad_fourth].concat();
+    std::fs::write(dir.path().join("usage.csv"), text).unwrap();
+    for threads in [1, 2] {
+        let error = run(&options(dir.path(), &dir.path().join("out-bad"), threads)).unwrap_err();
+        assert!(error.to_string().starts_with("usage.csv line 5:"), "{error}");
+    }
+}
+
 #[test]
 fn a_bad_row_names_its_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -409,13 +409,18 @@ fn too_long(line: u64) -> CmsError {
     CmsError::BadRecord { at, reason: format!("a record longer than {MAX_RECORD_BYTES} bytes") }
 }
 
-/// Where the header record ends (after its newline), if the buffer holds it whole.
+/// Where the header record ends (after its `\n`, `\r\n` or lone `\r`, as the csv crate ends records), if the
+/// buffer holds it whole.
 fn header_end(buffer: &[u8]) -> Option<usize> {
     let mut quotes = 0;
     for (index, byte) in buffer.iter().enumerate() {
         match byte {
             b'"' => quotes += 1,
             b'\n' if quotes % 2 == 0 => return Some(index + 1),
+            b'\r' if quotes % 2 == 0 => {
+                // A `\r` as the buffer's last byte may be the first half of a `\r\n`: not known yet.
+                return buffer.get(index + 1).map(|&next| if next == b'\n' { index + 2 } else { index + 1 });
+            }
             _ => {}
         }
     }
